@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Quick start, step 1: install target-ortto and run the demo pipeline
+#   tap-jsonl (from PyPI, reading demo/data) -> target-ortto -> the local Ortto sandbox
+# then print what landed in the sandbox. Needs only python3 (3.10+).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PORT="${DEMO_PORT:-8765}"
+python3 -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e ".[dev]"
+
+.venv/bin/ortto-sandbox --port "$PORT" --api-key demo-sandbox-key &
+SANDBOX_PID=$!
+trap 'kill "$SANDBOX_PID" 2>/dev/null || true' EXIT
+for _ in $(seq 50); do
+  curl -s "http://127.0.0.1:$PORT/_sandbox/state" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+
+export PATH="$PWD/.venv/bin:$PATH"
+export TARGET_ORTTO_API_KEY=demo-sandbox-key   # the sandbox's key, not a real one
+export TARGET_ORTTO_API_URL="http://127.0.0.1:$PORT"
+meltano install
+meltano run --full-refresh tap-people target-ortto tap-organizations target-ortto
+
+echo
+echo "What landed in the Ortto sandbox:"
+ortto-sandbox show --url "http://127.0.0.1:$PORT"

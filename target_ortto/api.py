@@ -1,0 +1,179 @@
+"""Ortto operations the target uses, and how their answers become per-record outcomes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from target_ortto.client import BadRequest, OrttoClient
+from target_ortto.errors import ApiError, StreamError
+from target_ortto.objects import OrttoObject
+
+WRITTEN = frozenset({"created", "merged"})
+SUBSCRIBE_BATCH = 100  # people per subscribe request
+AUDIENCE_PAGE = 40  # Ortto returns at most 40 audiences a page
+ACCEPTED = frozenset({"queued", "ignored", "skipped", "subscribed", "unsubscribed"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What Ortto did with one record."""
+
+    status: str
+    ortto_id: str | None = None
+    error: str | None = None
+
+    @property
+    def acknowledged(self) -> bool:
+        """Ortto took the record (wrote it, queued it, or deliberately left it alone)."""
+        return self.error is None and (self.status in WRITTEN or self.status in ACCEPTED)
+
+
+@dataclass(frozen=True)
+class MergeOptions:
+    """The request-level part of a merge: how Ortto finds and combines records."""
+
+    merge_by: tuple[str, ...]
+    merge_strategy: int
+    find_strategy: int
+    skip_non_existing: bool
+    async_merge: bool
+
+
+def merge(
+    client: OrttoClient,
+    obj: OrttoObject,
+    bodies: Sequence[Mapping[str, Any]],
+    options: MergeOptions,
+) -> list[Outcome]:
+    """Merge up to 100 records; one outcome per record, in order.
+
+    A whole-request 400 with one `details` entry per record gives each record its reason;
+    any other 400 is split in halves until the records at fault are isolated, so the
+    valid ones are still written.
+    """
+    request = {
+        obj.body_key: list(bodies),
+        "merge_by": list(options.merge_by),
+        "merge_strategy": options.merge_strategy,
+        "find_strategy": options.find_strategy,
+        "async": options.async_merge,
+    }
+    if options.skip_non_existing:
+        request["skip_non_existing"] = True
+    try:
+        answer = client.request("POST", obj.merge_path, request)
+    except BadRequest as exc:
+        details = exc.body.get("details") if isinstance(exc.body, dict) else None
+        if isinstance(details, list) and len(details) == len(bodies):
+            return [_outcome(entry, obj) for entry in details]
+        if len(bodies) == 1:
+            return [Outcome("invalid", error=str(exc))]
+        half = len(bodies) // 2
+        return merge(client, obj, bodies[:half], options) + merge(
+            client, obj, bodies[half:], options
+        )
+    entries = _result_entries(answer, obj)
+    if len(entries) != len(bodies):
+        raise ApiError(
+            f"POST {obj.merge_path}: Ortto answered {len(entries)} results for "
+            f"{len(bodies)} records, so it is unknown which were written. Nothing after "
+            "the last emitted STATE is confirmed; rerun to resume."
+        )
+    return [_outcome(entry, obj) for entry in entries]
+
+
+def _result_entries(answer: Any, obj: OrttoObject) -> list[Any]:
+    if isinstance(answer, dict):
+        for key in obj.result_keys:
+            if isinstance(answer.get(key), list):
+                return answer[key]
+    return []
+
+
+def _outcome(entry: Any, obj: OrttoObject) -> Outcome:
+    if not isinstance(entry, dict):
+        return Outcome("invalid", error=f"unexpected result from Ortto: {entry!r}")
+    status = str(entry.get("status") or "")
+    ortto_id = entry.get(obj.id_key) or entry.get("organization_id") or entry.get("id")
+    error = entry.get("error")
+    if error or not (status in WRITTEN or status in ACCEPTED):
+        return Outcome(status or "invalid", ortto_id, str(error or f"Ortto status '{status}'"))
+    return Outcome(status, ortto_id)
+
+
+def custom_fields(client: OrttoClient, obj: OrttoObject) -> dict[str, str]:
+    """Existing custom fields: field ID -> display type (people and accounts differ in shape)."""
+    answer = client.request("POST", obj.custom_field_get_path, {})
+    fields: dict[str, str] = {}
+    for entry in (answer or {}).get("fields") or []:
+        item = entry.get("field", entry) if isinstance(entry, dict) else {}
+        if item.get("id"):
+            fields[item["id"]] = item.get("display_type", "")
+    return fields
+
+
+def create_custom_field(client: OrttoClient, obj: OrttoObject, name: str, display_type: str) -> str:
+    """Create a custom field; returns the field ID Ortto gave it."""
+    body: dict[str, Any] = {"name": name, "type": display_type, "track_changes": False}
+    if display_type == "multi_select":
+        body["values"] = []
+    answer = client.request("POST", obj.custom_field_create_path, body)
+    return str((answer or {}).get("field_id", ""))
+
+
+def find_audience(client: OrttoClient, name: str) -> str:
+    """The ID of the one audience named exactly `name` (case-sensitive), paging through search.
+
+    None or several matches is an error naming the audience, raised before any write.
+    """
+    matches: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page = client.request(
+            "POST",
+            "/v1/audiences/get",
+            {"search_term": name, "limit": AUDIENCE_PAGE, "offset": offset},
+        )
+        page = page if isinstance(page, list) else []
+        matches += [a for a in page if isinstance(a, dict) and a.get("name") == name]
+        if len(page) < AUDIENCE_PAGE:
+            break
+        offset += len(page)
+    if len(matches) != 1:
+        found = "no audience" if not matches else f"{len(matches)} audiences"
+        raise StreamError(
+            f"Ortto has {found} named exactly {name!r} (names are case-sensitive). Set the "
+            "audience's ID instead, or fix the name (Ortto: Audiences)."
+        )
+    return str(matches[0]["id"])
+
+
+def subscribe(
+    client: OrttoClient, audience_id: str, people: Sequence[Mapping[str, Any]]
+) -> list[Outcome]:
+    """Set up to 100 people's subscription to one audience; one outcome per person."""
+    answer = client.request(
+        "PUT",
+        "/v1/audience/subscribe",
+        {"audience_id": audience_id, "people": list(people), "async": False},
+    )
+    entries = answer.get("people") if isinstance(answer, dict) else None
+    if not isinstance(entries, list) or len(entries) != len(people):
+        raise ApiError(
+            f"PUT /v1/audience/subscribe: Ortto answered {answer!r:.200} for {len(people)} "
+            "people, so it is unknown which changed. Nothing after the last emitted STATE is "
+            "confirmed; rerun to resume."
+        )
+    outcomes = []
+    for entry in entries:
+        status = str(entry.get("status") or "") if isinstance(entry, dict) else ""
+        if status in {"subscribed", "unsubscribed"}:
+            outcomes.append(Outcome(status, entry.get("person_id")))
+        else:
+            person = entry.get("person_status") if isinstance(entry, dict) else None
+            outcomes.append(
+                Outcome(status or "invalid", error=f"status '{status}', person '{person}'")
+            )
+    return outcomes

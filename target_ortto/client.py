@@ -1,0 +1,260 @@
+"""HTTP to Ortto: one connection pool, one rate limiter, retries, errors that say what to do.
+
+One `OrttoClient` is shared by every stream of a run (sinks drain in parallel threads),
+so everything here is thread-safe.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import httpx
+
+from target_ortto.errors import ApiError, AuthError
+
+T = TypeVar("T")
+
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+BAD_REQUEST_WINDOW = 15.0  # Ortto bans an IP after 15 bad requests in 15 s ...
+BAD_REQUEST_BUDGET = 8  # ... so we never make more than this many in that window.
+MAX_RATE_LIMITED = 30  # 429s one request may meet; they cost time, never data.
+BACKOFF_CAP = 30.0
+
+
+class BadRequest(ApiError):
+    """HTTP 400: Ortto refused the request's content. `body` holds its parsed answer."""
+
+    def __init__(self, message: str, body: Any) -> None:
+        super().__init__(message)
+        self.body = body
+
+
+class RateLimiter:
+    """Spaces requests evenly at `per_second`, shared by all threads; 429s pause everyone."""
+
+    def __init__(self, per_second: float) -> None:
+        self._interval = 1.0 / per_second
+        self._next = time.monotonic()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+        if slot > now:
+            time.sleep(slot - now)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every sender back, e.g. for Ortto's `try-in-seconds`."""
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + seconds)
+
+
+class BadRequestGuard:
+    """Keeps 4xx answers under Ortto's ban threshold by waiting when the budget is spent."""
+
+    def __init__(self, budget: int = BAD_REQUEST_BUDGET, window: float = BAD_REQUEST_WINDOW):
+        self._budget = budget
+        self._window = window
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                while self._times and self._times[0] <= now - self._window:
+                    self._times.popleft()
+                if len(self._times) < self._budget:
+                    return
+                delay = self._times[0] + self._window - now
+            time.sleep(delay)
+
+    def record(self) -> None:
+        with self._lock:
+            self._times.append(time.monotonic())
+
+
+class OrttoClient:
+    """Sends requests to one Ortto region (or sandbox) with the key, limit and retries."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        region: str = "default",
+        timeout: float = 30.0,
+        max_retries: int = 8,
+        requests_per_second: float = 10.0,
+        max_concurrency: int = 8,
+        backoff_base: float = 0.5,
+        request_log: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.region = region
+        self.max_retries = max_retries
+        self.backoff_base = backoff_base
+        self.limiter = RateLimiter(requests_per_second)
+        self.guard = BadRequestGuard()
+        self.request_log = request_log
+        self.stats = {"requests": 0, "retries": 0, "rate_limited": 0}
+        self._stats_lock = threading.Lock()
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers={"X-Api-Key": api_key, "Content-Type": "application/json"},
+            timeout=timeout,
+            limits=httpx.Limits(
+                max_connections=max_concurrency, max_keepalive_connections=max_concurrency
+            ),
+        )
+        self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="ortto")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self._http.close()
+
+    def run_all(self, tasks: Iterable[Callable[[], T]]) -> list[T]:
+        """Run tasks at most `max_concurrency` at a time; return when all have finished.
+
+        Waits for every task even when one fails, so nothing is left in flight, then
+        raises the first failure.
+        """
+        futures = [self._pool.submit(task) for task in tasks]
+        errors = [f.exception() for f in futures]
+        for error in errors:
+            if error is not None:
+                raise error
+        return [f.result() for f in futures]
+
+    def request(self, method: str, path: str, body: Any) -> Any:
+        """Send one request until Ortto answers it; return the parsed JSON answer."""
+        payload = json.dumps(body, separators=(",", ":"))
+        failures = rate_limited = 0
+        while True:
+            self.guard.wait()
+            self.limiter.acquire()
+            started = time.monotonic()
+            try:
+                response = self._http.request(method, path, content=payload)
+            except httpx.TransportError as exc:
+                self._log(method, path, body, None, started, error=type(exc).__name__)
+                failures += 1
+                self._retry_or_raise(method, path, failures, f"{type(exc).__name__}: {exc}")
+                continue
+            answer = _parse(response)
+            self._log(method, path, body, response.status_code, started, answer=answer)
+            status = response.status_code
+            if status < 300:
+                return answer
+            if status == 429:
+                rate_limited += 1
+                if rate_limited > MAX_RATE_LIMITED:
+                    raise ApiError(
+                        f"{method} {path}: Ortto kept answering 429 (rate limit) after "
+                        f"{MAX_RATE_LIMITED} waits. Lower requests_per_second to your plan's "
+                        "limit (Professional 10/s, Business 30/s). No STATE was emitted past "
+                        "the data not yet written."
+                    )
+                self._count("rate_limited")
+                self.limiter.pause(_retry_after(response, answer))
+                continue
+            if status in RETRYABLE_STATUS:
+                failures += 1
+                self._retry_or_raise(method, path, failures, f"HTTP {status} {_message(answer)}")
+                continue
+            self.guard.record()
+            raise self._error(method, path, status, answer)
+
+    def _retry_or_raise(self, method: str, path: str, failures: int, what: str) -> None:
+        if failures > self.max_retries:
+            raise ApiError(
+                f"{method} {self.base_url}{path} failed {failures} times (last: {what}); gave "
+                f"up after max_retries={self.max_retries}. Nothing after the last emitted STATE "
+                "is confirmed as written: rerun to resume from it."
+            )
+        self._count("retries")
+        delay = min(BACKOFF_CAP, self.backoff_base * 2 ** (failures - 1))
+        time.sleep(delay * random.uniform(0.5, 1.0))
+
+    def _error(self, method: str, path: str, status: int, answer: Any) -> ApiError:
+        where = f"{method} {self.base_url}{path}"
+        if status in {401, 403}:
+            return AuthError(
+                f"Ortto refused the API key (HTTP {status} at {where}: {_message(answer)}). "
+                f"Check api_key, and that region '{self.region}' is your Ortto instance's "
+                "region: a key works only in its own region (default, au or eu)."
+            )
+        if status == 404:
+            return ApiError(f"Ortto answered 404 Not Found for {where}: check api_url / region.")
+        if status == 400:
+            return BadRequest(f"Ortto refused {where} (HTTP 400): {_message(answer)}", answer)
+        return ApiError(f"Ortto refused {where} (HTTP {status}): {_message(answer)}")
+
+    def _count(self, name: str) -> None:
+        with self._stats_lock:
+            self.stats[name] += 1
+
+    def _log(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        status: int | None,
+        started: float,
+        answer: Any = None,
+        error: str | None = None,
+    ) -> None:
+        self._count("requests")
+        if self.request_log is not None:
+            self.request_log(
+                {
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                    "request": body,
+                    "response": answer,
+                    "error": error,
+                }
+            )
+
+
+def _parse(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return {"error": response.text[:500]}
+
+
+def _message(answer: Any) -> str:
+    """Ortto's own words from an error body (`error` is a string, or an object for 429)."""
+    if isinstance(answer, dict):
+        error = answer.get("error")
+        if isinstance(error, dict):
+            return str(error.get("message") or error)
+        if error:
+            return str(error)
+    return json.dumps(answer)[:300]
+
+
+def _retry_after(response: httpx.Response, answer: Any) -> float:
+    """Ortto's `error.try-in-seconds`, else a `Retry-After` header, else one second."""
+    error = answer.get("error") if isinstance(answer, dict) else None
+    if isinstance(error, dict) and error.get("try-in-seconds") is not None:
+        try:
+            return max(0.0, float(error["try-in-seconds"]))
+        except (TypeError, ValueError):
+            pass
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "1")))
+    except ValueError:
+        return 1.0

@@ -1,0 +1,31 @@
+"""Errors whose messages tell the user what happened and what to do.
+
+Every error the target raises on purpose is an `OrttoError`: the CLI prints its
+message without a traceback and exits non-zero.
+"""
+
+from __future__ import annotations
+
+
+class OrttoError(Exception):
+    """An error with a message meant for the person running the pipeline."""
+
+
+class ConfigError(OrttoError):
+    """The settings are wrong; nothing was read or sent."""
+
+
+class StreamError(OrttoError):
+    """A stream cannot be loaded as declared (routing, schema, mapping)."""
+
+
+class InvalidRecordError(OrttoError):
+    """A record could not be written and `on_invalid_record` is `fail`."""
+
+
+class ApiError(OrttoError):
+    """Ortto refused a request, or could not be reached after every retry."""
+
+
+class AuthError(ApiError):
+    """Ortto rejected the API key (wrong key, or a key of another region)."""

@@ -1,0 +1,563 @@
+"""Stream schema -> Ortto field IDs, and record values -> Ortto values.
+
+Everything that can be decided from the schema is decided once, in `FieldPlan.build`,
+so the per-record work in `FieldPlan.apply` is a loop over prepared converters.
+All functions here are pure: no I/O, no shared state.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+import phonenumbers
+
+from target_ortto.errors import StreamError
+from target_ortto.objects import FIELD_ID, FIND_STRATEGIES, PERSON, OrttoObject
+
+STRING_MAX = 255
+LONG_TEXT_MAX = 4000
+CONSENT_FIELDS = frozenset({"bol::p", "bol::sp"})
+TAGS_COLUMNS = {"tags": "tags", "unset_tags": "unset_tags"}
+SOURCE_IP_COLUMNS = frozenset({"source_ip", "ip_address"})
+# Ortto field type -> the `type` its custom-field create endpoint takes.
+DISPLAY_TYPES = {
+    "str": "text",
+    "txt": "large_text",
+    "int": "integer",
+    "bol": "bool",
+    "dtz": "date",
+    "tme": "time",
+    "sst": "multi_select",
+    "phn": "phone",
+    "obj": "object",
+}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_WORDS = re.compile(r"[A-Z]+[0-9]*(?![a-z])|[A-Z]?[a-z]+[0-9]*|[0-9]+")
+_THOUSAND = Decimal(1000)
+_TRUE = {"true", "t", "yes", "y", "1"}
+_FALSE = {"false", "f", "no", "n", "0"}
+
+Converter = Callable[[Any], Any]
+
+
+class ConversionError(ValueError):
+    """A value that cannot become the Ortto field's type; the message is the reason."""
+
+
+def kebab_case(name: str) -> str:
+    """`Lifetime Value`, `lifetimeValue`, `lifetime_value` -> `lifetime-value`."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return "-".join(word.lower() for word in _WORDS.findall(ascii_name))
+
+
+def readable_name(field_name: str) -> str:
+    """A display name whose kebab-case is `field_name` (`lifetime-value` -> `Lifetime Value`)."""
+    return " ".join(part.capitalize() for part in field_name.split("-"))
+
+
+def alias_key(column: str) -> str:
+    """Alias lookup key: case-insensitive; camelCase, spaces and dashes count as `_`."""
+    return kebab_case(column).replace("-", "_")
+
+
+# --- value converters --------------------------------------------------------------------
+
+
+def to_string(value: Any, limit: int = STRING_MAX) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal, float)):
+        raise ConversionError(f"expected text, got {type(value).__name__}")
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > limit:
+        raise ConversionError(f"text of {len(text)} characters is longer than Ortto's {limit}")
+    return text
+
+
+def to_long_text(value: Any) -> str:
+    return to_string(value, LONG_TEXT_MAX)
+
+
+def to_email(value: Any) -> str:
+    text = to_string(value).strip()
+    if not _EMAIL.match(text):
+        raise ConversionError(f"{text!r} is not a valid email address")
+    return text
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ConversionError(f"expected a number, got {value!r}")
+    try:
+        number = Decimal(value) if isinstance(value, (int, Decimal)) else Decimal(str(value))
+    except InvalidOperation:
+        raise ConversionError(f"{value!r} is not a number") from None
+    if not number.is_finite():
+        raise ConversionError(f"{value!r} is not a finite number")
+    return number
+
+
+def to_integer(value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    number = _decimal(value)
+    if number != number.to_integral_value():
+        raise ConversionError(f"{value} is not a whole number")
+    return int(number)
+
+
+def to_decimal(value: Any) -> int:
+    """Ortto stores decimals as integers x1000; exact, rounded half-even."""
+    number = _decimal(value) * _THOUSAND
+    return int(number.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+
+
+def to_boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConversionError(f"{value!r} is not true or false")
+
+
+def _date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return _utc(value).date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value[:10])
+        except ValueError:
+            pass
+    raise ConversionError(f"{value!r} is not a date (YYYY-MM-DD)")
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value.astimezone(dt.timezone.utc)
+
+
+def to_date(value: Any) -> dict[str, Any]:
+    day = _date(value)
+    return {"year": day.year, "month": day.month, "day": day.day, "timezone": "UTC"}
+
+
+def to_datetime(value: Any) -> str:
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConversionError(f"{value!r} is not an ISO 8601 date-time") from None
+    elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time(), dt.timezone.utc)
+    if not isinstance(value, dt.datetime):
+        raise ConversionError(f"{value!r} is not a date-time")
+    return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_geo(value: Any) -> dict[str, str]:
+    return {"name": to_string(value)}
+
+
+def to_string_list(value: Any) -> list[str]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise ConversionError(f"expected a list of strings, got {value!r}")
+    return list(value)
+
+
+def phone_converter(default_country: str | None) -> Converter:
+    """Parse with libphonenumber; without a `+country` prefix only with a default country."""
+
+    def to_phone(value: Any) -> dict[str, str]:
+        text = to_string(value)
+        try:
+            number = phonenumbers.parse(text, default_country)
+        except phonenumbers.NumberParseException:
+            hint = "" if default_country else " (no country code; set default_phone_country)"
+            raise ConversionError(f"{text!r} is not a phone number{hint}") from None
+        if not phonenumbers.is_valid_number(number):
+            raise ConversionError(f"{text!r} is not a valid phone number")
+        return {"c": str(number.country_code), "n": str(number.national_number)}
+
+    return to_phone
+
+
+def _passthrough(value: Any) -> Any:
+    return value
+
+
+# --- schema -> plan ----------------------------------------------------------------------
+
+
+def schema_types(prop: Mapping[str, Any]) -> set[str]:
+    """The non-null JSON types a property allows (`type` lists and `anyOf` alike)."""
+    types: set[str] = set()
+    declared = prop.get("type")
+    if isinstance(declared, str):
+        types.add(declared)
+    elif isinstance(declared, list):
+        types.update(declared)
+    for option in prop.get("anyOf", []) + prop.get("oneOf", []):
+        types |= schema_types(option)
+    types.discard("null")
+    return types
+
+
+def _string_format(prop: Mapping[str, Any]) -> str | None:
+    if "format" in prop:
+        return prop["format"]
+    for option in prop.get("anyOf", []) + prop.get("oneOf", []):
+        if option.get("format"):
+            return option["format"]
+    return None
+
+
+@dataclass(frozen=True)
+class CustomType:
+    """An Ortto type chosen for a column: field ID prefix and custom-field display type."""
+
+    prefix: str
+    display_type: str
+    convert: Converter
+
+
+def custom_type(column: str, prop: Mapping[str, Any]) -> CustomType:
+    """Spec section 3 table: the Ortto type of a custom field, from the column's schema."""
+    types = schema_types(prop)
+    if "string" in types:
+        fmt = _string_format(prop)
+        if fmt == "date":
+            return CustomType("dtz", "date", to_date)
+        if fmt == "date-time":
+            return CustomType("tme", "time", to_datetime)
+        if (prop.get("maxLength") or 0) > STRING_MAX:
+            return CustomType("txt", "large_text", to_long_text)
+        return CustomType("str", "text", to_string)
+    if "number" in types:
+        return CustomType("int", "decimal", to_decimal)
+    if "integer" in types:
+        return CustomType("int", "integer", to_integer)
+    if "boolean" in types:
+        return CustomType("bol", "bool", to_boolean)
+    if types == {"array"} and schema_types(prop.get("items") or {}) <= {"string"}:
+        return CustomType("sst", "multi_select", to_string_list)
+    shape = "an object" if "object" in types else f"of type {sorted(types) or 'unknown'}"
+    raise StreamError(
+        f"Column '{column}' is {shape}, which has no Ortto field type. Map it to a field "
+        "in streams.<stream>.field_map, drop it with a stream map, or enable "
+        "flattening_enabled."
+    )
+
+
+def builtin_converter(field_id: str, prop: Mapping[str, Any], phone: Converter) -> Converter:
+    """A converter for a field ID whose type comes from its prefix (built-ins, explicit IDs)."""
+    if field_id == "str::email":
+        return to_email
+    prefix = field_id.split(":", 1)[0]
+    if prefix == "int":
+        if field_id.split(":")[1] in {"cm", "oc"} and "number" in schema_types(prop):
+            return to_decimal
+        return to_integer
+    return {
+        "str": to_string,
+        "txt": to_long_text,
+        "bol": to_boolean,
+        "dtz": to_date,
+        "tme": to_datetime,
+        "phn": phone,
+        "geo": to_geo,
+        "sst": to_string_list,
+        "obj": _passthrough,
+    }[prefix]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One record property and the Ortto field it becomes."""
+
+    name: str
+    field_id: str
+    convert: Converter
+    display_type: str | None = None  # set for custom fields: the type to create them with
+
+
+@dataclass(frozen=True)
+class Invalid:
+    """A record that must not be sent, and why, in words a person can act on."""
+
+    reason: str
+    field: str | None = None
+
+
+@dataclass
+class MergeRecord:
+    """One person or account as Ortto's merge endpoint takes it."""
+
+    key: tuple[Any, ...]
+    fields: dict[str, Any]
+    tags: list[str] = field(default_factory=list)
+    unset_tags: list[str] = field(default_factory=list)
+    location: dict[str, Any] | None = None
+
+    def fold(self, later: MergeRecord) -> None:
+        """Absorb a later record for the same key: later values win, field by field."""
+        self.fields.update(later.fields)
+        self.tags = [t for t in self.tags if t not in later.unset_tags]
+        self.tags += [t for t in later.tags if t not in self.tags]
+        self.unset_tags = [t for t in self.unset_tags if t not in later.tags]
+        self.unset_tags += [t for t in later.unset_tags if t not in self.unset_tags]
+        if later.location is not None:
+            self.location = later.location
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"fields": self.fields}
+        if self.tags:
+            body["tags"] = self.tags
+        if self.unset_tags:
+            body["unset_tags"] = self.unset_tags
+        if self.location is not None:
+            body["location"] = self.location
+        return body
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class FieldPlan:
+    """How one stream's records become Ortto merge records."""
+
+    obj: OrttoObject
+    stream_name: str
+    columns: tuple[Column, ...]
+    merge_by: tuple[str, ...]
+    find_strategy: int
+    clear_nulls: bool
+    tag_columns: Mapping[str, str] = field(default_factory=dict)
+    source_ip_column: str | None = None
+
+    @property
+    def custom_fields(self) -> tuple[Column, ...]:
+        """Columns that go to custom fields, which must exist in Ortto before a write."""
+        return tuple(c for c in self.columns if self.obj.is_custom_field(c.field_id))
+
+    @classmethod
+    def build(
+        cls,
+        obj: OrttoObject,
+        stream_name: str,
+        schema: Mapping[str, Any],
+        *,
+        field_map: Mapping[str, str | None] | None = None,
+        merge_by: tuple[str, ...] = (),
+        find_strategy: str = "any",
+        clear_nulls: bool = False,
+        default_phone_country: str | None = None,
+    ) -> FieldPlan:
+        """Decide every column's field and converter, or raise `StreamError` naming it."""
+        field_map = field_map or {}
+        phone = phone_converter(default_phone_country)
+        properties: Mapping[str, Any] = schema.get("properties") or {}
+        unknown = sorted(set(field_map) - set(properties))
+        if unknown:
+            raise StreamError(
+                f"Stream '{stream_name}': field_map names columns the stream does not have: "
+                f"{unknown}. Its columns are: {sorted(properties)}."
+            )
+        columns: list[Column] = []
+        tag_columns: dict[str, str] = {}
+        source_ip_column = None
+        for name, prop in properties.items():
+            if name.startswith("_sdc_"):
+                continue
+            if name in field_map:
+                target = field_map[name]
+                if target is None:
+                    continue
+                columns.append(_explicit_column(obj, stream_name, name, target, prop, phone))
+                continue
+            if FIELD_ID.match(name):
+                columns.append(_explicit_column(obj, stream_name, name, name, prop, phone))
+                continue
+            key = alias_key(name)
+            if key in TAGS_COLUMNS:
+                tag_columns[name] = TAGS_COLUMNS[key]
+            elif obj is PERSON and key in SOURCE_IP_COLUMNS:
+                source_ip_column = name
+            elif key in obj.aliases:
+                field_id = obj.aliases[key]
+                columns.append(Column(name, field_id, builtin_converter(field_id, prop, phone)))
+            else:
+                columns.append(_custom_column(obj, stream_name, name, prop))
+        _refuse_duplicates(stream_name, columns)
+        sent = {c.field_id for c in columns}
+        return cls(
+            obj=obj,
+            stream_name=stream_name,
+            columns=tuple(columns),
+            merge_by=_merge_by(obj, stream_name, merge_by, columns, sent),
+            find_strategy=FIND_STRATEGIES[find_strategy],
+            clear_nulls=clear_nulls,
+            tag_columns=tag_columns,
+            source_ip_column=source_ip_column,
+        )
+
+    def apply(self, record: Mapping[str, Any]) -> MergeRecord | Invalid:
+        """Convert one record; never raises for bad data, returns `Invalid` instead."""
+        fields: dict[str, Any] = {}
+        for column in self.columns:
+            if column.name not in record:
+                continue
+            value = record[column.name]
+            if value is None:
+                if self.clear_nulls and column.field_id not in self.merge_by:
+                    fields[column.field_id] = None
+                continue
+            try:
+                fields[column.field_id] = column.convert(value)
+            except ConversionError as exc:
+                return Invalid(f"column '{column.name}' -> {column.field_id}: {exc}", column.name)
+        merged = MergeRecord(key=(), fields=fields)
+        for column, kind in self.tag_columns.items():
+            value = record.get(column)
+            if value is not None:
+                try:
+                    setattr(merged, kind, to_string_list(value))
+                except ConversionError as exc:
+                    return Invalid(f"column '{column}' -> {kind}: {exc}", column)
+        if self.source_ip_column and record.get(self.source_ip_column) is not None:
+            merged.location = {"source_ip": str(record[self.source_ip_column])}
+        key = self.key_of(fields)
+        if key is None:
+            return Invalid(
+                f"no value in any merge_by field ({', '.join(self.merge_by)})",
+                self.merge_by[0],
+            )
+        if (
+            self.obj is PERSON
+            and self.merge_by != (PERSON.id_field,)
+            and fields.get("str::email") is None
+            and fields.get("str::ei") is None
+        ):
+            return Invalid("a person needs an email (str::email) or external ID (str::ei)")
+        merged.key = key
+        return merged
+
+    def key_of(self, fields: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The fold key: records with equal keys are the same Ortto person or account.
+
+        With find strategies `any` and `next_if_empty` Ortto looks a record up by its first
+        present merge field, so that is the key; with `all` every merge field counts.
+        """
+        values = [(f, _hashable(fields.get(f))) for f in self.merge_by]
+        # Ortto matches emails case-insensitively; other keys exactly.
+        values = [(f, v.lower() if f == "str::email" and v else v) for f, v in values]
+        present = [(f, v) for f, v in values if v is not None]
+        if not present:
+            return None
+        if self.find_strategy == FIND_STRATEGIES["all"]:
+            return tuple(values)
+        return present[0]
+
+
+def _explicit_column(
+    obj: OrttoObject,
+    stream_name: str,
+    column: str,
+    field_id: str,
+    prop: Mapping[str, Any],
+    phone: Converter,
+) -> Column:
+    """A column mapped to a field ID by name or field_map: the only way to consent fields."""
+    if not FIELD_ID.match(field_id):
+        raise StreamError(
+            f"Stream '{stream_name}': field_map maps '{column}' to {field_id!r}, which is not "
+            "an Ortto field ID (type:namespace:name, e.g. str::first or int:cm:score)."
+        )
+    namespace = field_id.split(":")[1]
+    wrong_object = namespace in ({"o", "oc"} if obj is PERSON else {"", "cm"})
+    if wrong_object or (namespace in {"", "o"} and field_id not in obj.builtin_fields):
+        raise StreamError(
+            f"Stream '{stream_name}': column '{column}' -> {field_id} is not a {obj.name} "
+            f"field. Built-in {obj.name} fields: {', '.join(sorted(obj.builtin_fields))}; "
+            f"custom ones look like str:{obj.custom_namespace}:<name>."
+        )
+    display = None
+    if obj.is_custom_field(field_id):
+        prefix = field_id.split(":")[0]
+        display = DISPLAY_TYPES[prefix]
+        if prefix == "int" and "number" in schema_types(prop):
+            display = "decimal"
+    return Column(column, field_id, builtin_converter(field_id, prop, phone), display)
+
+
+def _custom_column(
+    obj: OrttoObject, stream_name: str, column: str, prop: Mapping[str, Any]
+) -> Column:
+    name = kebab_case(column)
+    if not name:
+        raise StreamError(
+            f"Stream '{stream_name}': column {column!r} has no letters or digits to name an "
+            "Ortto field; map it with field_map or drop it with a stream map."
+        )
+    try:
+        kind = custom_type(column, prop)
+    except StreamError as exc:
+        raise StreamError(f"Stream '{stream_name}': {exc}") from None
+    return Column(column, obj.custom_field_id(kind.prefix, name), kind.convert, kind.display_type)
+
+
+def _refuse_duplicates(stream_name: str, columns: list[Column]) -> None:
+    seen: dict[str, str] = {}
+    for column in columns:
+        if column.field_id in seen:
+            raise StreamError(
+                f"Stream '{stream_name}': columns '{seen[column.field_id]}' and "
+                f"'{column.name}' both become {column.field_id}. Map one of them elsewhere "
+                "(or to null) in field_map."
+            )
+        seen[column.field_id] = column.name
+
+
+def _merge_by(
+    obj: OrttoObject,
+    stream_name: str,
+    configured: tuple[str, ...],
+    columns: list[Column],
+    sent: set[str],
+) -> tuple[str, ...]:
+    by_column = {c.name: c.field_id for c in columns}
+    if configured:
+        merge_by = tuple(by_column.get(entry, entry) for entry in configured)
+    elif obj is PERSON and "str::email" not in sent and "str::ei" in sent:
+        merge_by = ("str::ei",)
+    else:
+        merge_by = obj.default_merge_by
+    missing = [f for f in merge_by if f not in sent]
+    if missing:
+        raise StreamError(
+            f"Stream '{stream_name}': merge_by {list(merge_by)} needs "
+            f"{', '.join(missing)}, but no column of the stream maps to it. Set "
+            f"streams.{stream_name}.merge_by to one or two of its columns: "
+            f"{sorted(by_column)}."
+        )
+    if obj.id_field in merge_by and len(merge_by) > 1:
+        raise StreamError(
+            f"Stream '{stream_name}': {obj.id_field} must be the only merge_by field "
+            f"(Ortto's rule); got {list(merge_by)}."
+        )
+    return merge_by

@@ -1,0 +1,194 @@
+"""The Ortto objects a stream can become, described as data.
+
+People and accounts differ only in the values below, so one sink serves both.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+# mode -> (merge_strategy, skip_non_existing)
+_MODES = MappingProxyType(
+    {
+        "upsert": (2, False),
+        "update": (2, True),
+        "insert": (3, False),
+        "append": (1, False),
+    }
+)
+
+FIND_STRATEGIES = MappingProxyType({"any": 0, "next_if_empty": 1, "all": 2})
+
+FIELD_ID = re.compile(r"^(str|txt|int|bol|dtz|tme|phn|geo|sst|obj):[a-z]*:[a-z0-9_-]+$")
+
+
+@dataclass(frozen=True)
+class OrttoObject:
+    """What Ortto calls the object, where it is merged and how its fields are named."""
+
+    name: str
+    merge_path: str
+    body_key: str
+    result_keys: tuple[str, ...]
+    id_key: str
+    id_field: str
+    custom_namespace: str
+    builtin_fields: frozenset[str]
+    aliases: Mapping[str, str]
+    default_merge_by: tuple[str, ...]
+    modes: Mapping[str, tuple[int, bool]]
+    custom_field_get_path: str
+    custom_field_create_path: str
+    stream_names: frozenset[str] = field(default_factory=frozenset)
+
+    def custom_field_id(self, ortto_type: str, name: str) -> str:
+        return f"{ortto_type}:{self.custom_namespace}:{name}"
+
+    def is_custom_field(self, field_id: str) -> bool:
+        return field_id.split(":")[1:2] == [self.custom_namespace]
+
+
+PERSON = OrttoObject(
+    name="person",
+    merge_path="/v1/person/merge",
+    body_key="people",
+    result_keys=("people",),
+    id_key="person_id",
+    id_field="str::person_id",
+    custom_namespace="cm",
+    builtin_fields=frozenset(
+        {
+            "str::first",
+            "str::last",
+            "str::name",
+            "str::email",
+            "str::person_id",
+            "phn::phone",
+            "geo::city",
+            "geo::country",
+            "geo::region",
+            "str::postal",
+            "dtz::b",
+            "str::ei",
+            "bol::gdpr",
+            "bol::p",
+            "bol::sp",
+            "str::u-ctx",
+            "str::s-ctx",
+            "str::soi-ctx",
+            "str::soo-ctx",
+            "str::language",
+        }
+    ),
+    aliases=MappingProxyType(
+        {
+            "email": "str::email",
+            "first_name": "str::first",
+            "firstname": "str::first",
+            "last_name": "str::last",
+            "lastname": "str::last",
+            "surname": "str::last",
+            "name": "str::name",
+            "full_name": "str::name",
+            "phone": "phn::phone",
+            "phone_number": "phn::phone",
+            "mobile": "phn::phone",
+            "city": "geo::city",
+            "country": "geo::country",
+            "region": "geo::region",
+            "state": "geo::region",
+            "postal": "str::postal",
+            "postal_code": "str::postal",
+            "postcode": "str::postal",
+            "zip": "str::postal",
+            "birthday": "dtz::b",
+            "birth_date": "dtz::b",
+            "date_of_birth": "dtz::b",
+            "external_id": "str::ei",
+            "person_id": "str::person_id",
+            "gdpr": "bol::gdpr",
+            "language": "str::language",
+        }
+    ),
+    default_merge_by=("str::email",),
+    modes=_MODES,
+    custom_field_get_path="/v1/person/custom-field/get",
+    custom_field_create_path="/v1/person/custom-field/create",
+    stream_names=frozenset(
+        {"people", "person", "persons", "contacts", "contact", "users", "customers"}
+    ),
+)
+
+ACCOUNT = OrttoObject(
+    name="account",
+    merge_path="/v1/accounts/merge",
+    body_key="accounts",
+    result_keys=("accounts", "organizations"),
+    id_key="account_id",
+    id_field="str:o:account_id",
+    custom_namespace="oc",
+    builtin_fields=frozenset(
+        {
+            "str:o:name",
+            "str:o:account_id",
+            "int:o:employees",
+            "str:o:industry",
+            "str:o:website",
+            "geo:o:city",
+            "str:o:address",
+            "geo:o:region",
+            "geo:o:country",
+            "str:o:postal",
+            "str:o:source",
+        }
+    ),
+    aliases=MappingProxyType(
+        {
+            "name": "str:o:name",
+            "website": "str:o:website",
+            "domain": "str:o:website",
+            "url": "str:o:website",
+            "employees": "int:o:employees",
+            "employee_count": "int:o:employees",
+            "industry": "str:o:industry",
+            "address": "str:o:address",
+            "city": "geo:o:city",
+            "region": "geo:o:region",
+            "state": "geo:o:region",
+            "country": "geo:o:country",
+            "postal": "str:o:postal",
+            "postal_code": "str:o:postal",
+            "zip": "str:o:postal",
+            "source": "str:o:source",
+            "account_id": "str:o:account_id",
+        }
+    ),
+    default_merge_by=("str:o:name",),
+    modes=MappingProxyType({k: v for k, v in _MODES.items() if k != "update"}),
+    custom_field_get_path="/v1/accounts/custom-field/get",
+    custom_field_create_path="/v1/accounts/custom-field/create",
+    stream_names=frozenset(
+        {"accounts", "account", "organizations", "organization", "orgs", "companies", "company"}
+    ),
+)
+
+AUDIENCE_STREAM_NAMES = frozenset({"audience", "audiences", "audience_members"})
+
+MERGE_OBJECTS: Mapping[str, OrttoObject] = MappingProxyType(
+    {PERSON.name: PERSON, ACCOUNT.name: ACCOUNT}
+)
+OBJECT_NAMES = ("person", "account", "audience")
+
+
+def infer_object(stream_name: str) -> str | None:
+    """The object a stream name implies, ignoring case and a schema prefix (`public-`)."""
+    name = stream_name.lower().rsplit("-", 1)[-1].rsplit(".", 1)[-1]
+    for obj in MERGE_OBJECTS.values():
+        if name in obj.stream_names:
+            return obj.name
+    if name in AUDIENCE_STREAM_NAMES or name.startswith("audience_"):
+        return "audience"
+    return None

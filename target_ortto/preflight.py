@@ -1,0 +1,125 @@
+"""Before the first write: the key works, and every custom field a stream sends exists.
+
+Ortto rejects every record carrying a custom field it does not have, so a new warehouse
+column would otherwise fail a load halfway. Checked once per stream, at its SCHEMA.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from target_ortto import api
+from target_ortto.client import OrttoClient
+from target_ortto.errors import ApiError, StreamError
+from target_ortto.fields import Column, FieldPlan, readable_name
+from target_ortto.objects import OrttoObject
+
+# Display types that all take Ortto's "int x1000" decimal representation.
+_DECIMAL_TYPES = frozenset({"decimal", "currency", "price"})
+
+
+def _compatible(wanted: str, existing: str) -> bool:
+    if wanted == "decimal":
+        return existing in _DECIMAL_TYPES
+    if wanted == "integer":
+        return existing == "integer"
+    if wanted == "text":
+        return existing in {"text", "single_select", "link", ""}
+    return wanted == existing or existing == ""
+
+
+class Preflight:
+    """Reads each object's custom fields once; checks or creates what a stream needs."""
+
+    def __init__(
+        self, client: OrttoClient, logger: logging.Logger, *, create: bool, dry_run: bool
+    ) -> None:
+        self.client = client
+        self.logger = logger
+        self.create = create
+        self.dry_run = dry_run
+        self._fields: dict[str, dict[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, plan: FieldPlan) -> list[Column]:
+        """Make sure the plan's custom fields exist; returns those created (or, dry, to create).
+
+        Raises `StreamError` listing every missing or clashing field and how to fix it.
+        """
+        with self._lock:
+            existing = self._existing(plan.obj)
+            missing, clashes = [], []
+            for column in plan.custom_fields:
+                if column.field_id in existing:
+                    if not _compatible(column.display_type or "", existing[column.field_id]):
+                        clashes.append((column, existing[column.field_id]))
+                    continue
+                other = _same_name(column.field_id, existing)
+                if other:
+                    clashes.append((column, f"{existing[other]} ({other})"))
+                else:
+                    missing.append(column)
+            if clashes:
+                raise StreamError(_clash_message(plan, clashes))
+            if missing and not self.create:
+                raise StreamError(_missing_message(plan, missing))
+            for column in missing:
+                if not self.dry_run:
+                    self._create(plan.obj, column)
+                existing[column.field_id] = column.display_type or ""
+            return missing
+
+    def _existing(self, obj: OrttoObject) -> dict[str, str]:
+        if obj.name not in self._fields:
+            self._fields[obj.name] = api.custom_fields(self.client, obj)
+        return self._fields[obj.name]
+
+    def _create(self, obj: OrttoObject, column: Column) -> None:
+        name = readable_name(column.field_id.split(":", 2)[2])
+        try:
+            field_id = api.create_custom_field(self.client, obj, name, column.display_type or "")
+        except ApiError as exc:
+            raise StreamError(
+                f"Could not create the {obj.name} custom field {column.field_id} for column "
+                f"'{column.name}': {exc}. Ortto limits custom fields (about 100 for people and "
+                "25 for accounts on the Professional plan): drop unneeded columns with a stream "
+                "map, or create the field in Ortto."
+            ) from None
+        if field_id != column.field_id:
+            raise StreamError(
+                f"Ortto created the custom field for column '{column.name}' as {field_id}, not "
+                f"{column.field_id}; map the column to it in field_map."
+            )
+        self.logger.info("Created %s custom field %s (%s)", obj.name, field_id, name)
+
+
+def _same_name(field_id: str, existing: dict[str, str]) -> str | None:
+    _, namespace, name = field_id.split(":", 2)
+    for other in existing:
+        if other != field_id and other.split(":", 1)[1] == f"{namespace}:{name}":
+            return other
+    return None
+
+
+def _missing_message(plan: FieldPlan, missing: list[Column]) -> str:
+    lines = [f"  - {c.field_id} ({c.display_type}) from column '{c.name}'" for c in missing]
+    return (
+        f"Stream '{plan.stream_name}': Ortto has no {plan.obj.name} custom field for these "
+        "columns, so it would reject every record:\n" + "\n".join(lines) + "\n"
+        "Fix: create them in Ortto (Settings > Custom fields) with those names and types, or "
+        "set create_custom_fields: true to let target-ortto create them. Nothing was written."
+    )
+
+
+def _clash_message(plan: FieldPlan, clashes: list[tuple[Column, str]]) -> str:
+    lines = [
+        f"  - column '{c.name}' needs {c.field_id} ({c.display_type}), Ortto has {have}"
+        for c, have in clashes
+    ]
+    return (
+        f"Stream '{plan.stream_name}': custom fields in Ortto have another type than the "
+        "columns:\n" + "\n".join(lines) + "\n"
+        "Fix: cast the column in the source (or a stream map) to the field's type, or map the "
+        "column to another field in field_map. Nothing was written."
+    )

@@ -1,0 +1,140 @@
+"""What the user sees of a run: counts, progress, summary, rejected records, request log.
+
+Shared by every sink (they drain in parallel threads), so each writer holds a lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from singer_sdk.singerlib.json import serialize_json
+
+from target_ortto.errors import InvalidRecordError
+
+SUMMARY_COUNTS = (
+    "created",
+    "merged",
+    "unchanged",
+    "accepted",
+    "subscribed",
+    "unsubscribed",
+    "rejected",
+    "cleared",
+    "archived",
+    "deleted",
+)
+PROGRESS_EVERY = 10.0
+
+
+class JsonLinesFile:
+    """Append-only JSON Lines file, opened on first write, safe across threads."""
+
+    def __init__(self, path: str, redact: str | None = None) -> None:
+        self.path = Path(path)
+        self._redact = redact
+        self._file: Any = None
+        self._lock = threading.Lock()
+
+    def write(self, entry: Mapping[str, Any]) -> None:
+        line = serialize_json(entry)
+        if self._redact:
+            line = line.replace(self._redact, "[REDACTED]")
+        with self._lock:
+            if self._file is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("a", encoding="utf-8")
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+class RunReport:
+    """Counts per stream and outcome; progress lines; the end-of-run summary; rejects."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        on_invalid_record: str = "fail",
+        rejected: JsonLinesFile | None = None,
+        max_rejected: int = 1000,
+    ) -> None:
+        self.logger = logger
+        self.on_invalid_record = on_invalid_record
+        self.rejected = rejected
+        self.max_rejected = max_rejected
+        self.counts: dict[str, Counter[str]] = defaultdict(Counter)
+        self._lock = threading.Lock()
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._progress: threading.Thread | None = None
+
+    def count(self, stream: str, outcome: str, n: int = 1) -> None:
+        with self._lock:
+            self.counts[stream][outcome] += n
+
+    def total(self, outcome: str) -> int:
+        with self._lock:
+            return sum(c[outcome] for c in self.counts.values())
+
+    def invalid(self, stream: str, key: str, reason: str, record: Mapping[str, Any]) -> None:
+        """A record that cannot be written: fail the run, or reject it and go on."""
+        message = f"Stream '{stream}', record {key}: {reason}"
+        if self.on_invalid_record == "fail" or self.rejected is None:
+            raise InvalidRecordError(
+                f"{message}. Nothing after the last emitted STATE was confirmed. Fix the "
+                "source data, or set on_invalid_record: reject to set such records aside in "
+                "rejected_records_path and load the rest."
+            )
+        self.rejected.write({"stream": stream, "key": key, "reason": reason, "record": record})
+        self.count(stream, "rejected")
+        self.logger.warning("Rejected: %s", message)
+        if self.total("rejected") > self.max_rejected:
+            raise InvalidRecordError(
+                f"More than max_rejected_records={self.max_rejected} records were rejected "
+                f"(see {self.rejected.path}); stopping. The last: {message}."
+            )
+
+    def start_progress(self) -> None:
+        """Log a progress line every 10 s until `finish`, so long runs show they are alive."""
+        if self._progress is None:
+            self._progress = threading.Thread(target=self._progress_loop, daemon=True)
+            self._progress.start()
+
+    def _progress_loop(self) -> None:
+        while not self._stop.wait(PROGRESS_EVERY):
+            self.logger.info("Progress: %s", self.progress_line())
+
+    def progress_line(self) -> str:
+        with self._lock:
+            totals = sum(self.counts.values(), Counter())
+        elapsed = max(time.monotonic() - self._started, 1e-9)
+        read = totals["read"]
+        parts = [f"{read} records read ({read / elapsed:.0f}/s)", f"{totals['sent']} sent"]
+        parts += [f"{totals[k]} {k}" for k in ("retries", "rejected") if totals[k]]
+        return ", ".join(parts)
+
+    def finish(self) -> list[str]:
+        """Stop progress lines and log one summary line per stream; returns the lines."""
+        self._stop.set()
+        lines = []
+        with self._lock:
+            for stream, counts in sorted(self.counts.items()):
+                shown = ", ".join(f"{k} {counts[k]}" for k in SUMMARY_COUNTS if counts[k])
+                lines.append(f"Stream '{stream}': {counts['read']} read; {shown or 'nothing sent'}")
+        for line in lines:
+            self.logger.info("Summary: %s", line)
+        if self.rejected is not None:
+            self.rejected.close()
+        return lines

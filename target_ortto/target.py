@@ -1,0 +1,281 @@
+"""TargetOrtto: settings, routing streams to Ortto objects, and the run's shared parts."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Iterable
+from functools import cached_property
+from typing import Any
+
+from singer_sdk import typing as th
+from singer_sdk.sinks import Sink
+from singer_sdk.target_base import Target
+
+from target_ortto.client import OrttoClient
+from target_ortto.errors import OrttoError
+from target_ortto.preflight import Preflight
+from target_ortto.report import JsonLinesFile, RunReport
+from target_ortto.settings import DELETE_BEHAVIORS, REGION_URLS, Settings, parse_settings
+from target_ortto.sinks import AudienceSink, MergeSink
+
+_NUMBER = th.CustomType({"type": ["number", "string"]})  # env vars arrive as strings
+
+STREAM_SETTINGS = th.ObjectType(
+    th.Property(
+        "object",
+        th.StringType,
+        allowed_values=["person", "account", "audience"],
+        description="Ortto object of the stream; inferred from the stream name when unset.",
+    ),
+    th.Property(
+        "mode",
+        th.StringType,
+        allowed_values=["upsert", "update", "insert", "append"],
+        description="upsert (default), update (people: existing only), insert (new only), "
+        "append (fill empty fields only).",
+    ),
+    th.Property(
+        "merge_by",
+        th.ArrayType(th.StringType),
+        description="One or two columns or field IDs Ortto matches records by.",
+    ),
+    th.Property(
+        "find_strategy",
+        th.StringType,
+        allowed_values=["any", "next_if_empty", "all"],
+        description="How two merge_by fields are used to find an existing record.",
+    ),
+    th.Property(
+        "field_map",
+        th.ObjectType(additional_properties=th.CustomType({"type": ["string", "null"]})),
+        description="Column -> Ortto field ID overrides; null drops the column.",
+    ),
+    th.Property(
+        "delete_behavior",
+        th.StringType,
+        allowed_values=list(DELETE_BEHAVIORS),
+        description="What a deleted record or a row that left a full snapshot does.",
+    ),
+    th.Property("full_snapshot", th.BooleanType, description="Each run sends the whole set."),
+    th.Property("audience", th.StringType, description="Audience ID or exact name."),
+    th.Property("max_deletes", th.IntegerType, description="Refuse runs deleting more."),
+    additional_properties=False,
+)
+
+
+class Run:
+    """What every sink of one run shares: settings, the HTTP client, the report, pre-flight."""
+
+    def __init__(self, settings: Settings, logger: Any) -> None:
+        self.settings = settings
+        self.request_log = (
+            JsonLinesFile(settings.request_log_path, redact=settings.api_key)
+            if settings.request_log_path
+            else None
+        )
+        self.client = OrttoClient(
+            settings.base_url,
+            settings.api_key,
+            region=settings.region,
+            timeout=settings.request_timeout,
+            max_retries=settings.max_retries,
+            requests_per_second=settings.requests_per_second,
+            max_concurrency=settings.max_concurrency,
+            request_log=self.request_log.write if self.request_log else None,
+        )
+        rejected = (
+            JsonLinesFile(settings.rejected_records_path)
+            if settings.on_invalid_record == "reject"
+            else None
+        )
+        self.report = RunReport(
+            logger,
+            on_invalid_record=settings.on_invalid_record,
+            rejected=rejected,
+            max_rejected=settings.max_rejected_records,
+        )
+        self.preflight = Preflight(
+            self.client,
+            logger,
+            create=settings.create_custom_fields,
+            dry_run=settings.dry_run,
+        )
+        self.audience_ids: dict[str, str] = {}  # audience name -> ID, looked up once
+        self.lock = threading.Lock()
+        self.report.start_progress()
+
+    def close(self) -> list[str]:
+        lines = self.report.finish()
+        self.client.close()
+        if self.request_log:
+            self.request_log.close()
+        return lines
+
+
+class TargetOrtto(Target):
+    """Singer target for Ortto: people, accounts and audience subscriptions."""
+
+    name = "target-ortto"
+
+    config_jsonschema = th.PropertiesList(
+        th.Property(
+            "api_key",
+            th.StringType,
+            required=True,
+            secret=True,
+            description="Ortto custom API private key (sent as X-Api-Key; never logged).",
+        ),
+        th.Property(
+            "region",
+            th.StringType,
+            default="default",
+            allowed_values=list(REGION_URLS),
+            description="Ortto region of your instance: default, au or eu.",
+        ),
+        th.Property(
+            "api_url",
+            th.StringType,
+            description="Base URL override (a proxy, or the local sandbox). "
+            "Plain http:// only for loopback hosts.",
+        ),
+        th.Property(
+            "async_merge",
+            th.BooleanType,
+            default=False,
+            description="Ask Ortto to queue merges and answer at once.",
+        ),
+        th.Property(
+            "batch_size",
+            th.IntegerType,
+            default=100,
+            description="Records per Ortto request, 1-100.",
+        ),
+        th.Property(
+            "max_concurrency",
+            th.IntegerType,
+            default=8,
+            description="Requests in flight at once, across all streams.",
+        ),
+        th.Property(
+            "requests_per_second",
+            _NUMBER,
+            default=10,
+            description="Client-side rate limit shared by all streams "
+            "(Ortto: 10/s Professional, 30/s Business and Enterprise).",
+        ),
+        th.Property(
+            "request_timeout",
+            _NUMBER,
+            default=30,
+            description="Seconds before one request times out (and is retried).",
+        ),
+        th.Property(
+            "max_retries",
+            th.IntegerType,
+            default=8,
+            description="Retries of one request after 5xx, timeouts and connection errors.",
+        ),
+        th.Property(
+            "null_values",
+            th.StringType,
+            default="skip",
+            allowed_values=["skip", "clear"],
+            description="skip: a null leaves Ortto's value alone; clear: a null clears it.",
+        ),
+        th.Property(
+            "default_phone_country",
+            th.StringType,
+            description="Two-letter country (e.g. AU) for phone numbers without a +code.",
+        ),
+        th.Property(
+            "create_custom_fields",
+            th.BooleanType,
+            default=False,
+            description="Create missing Ortto custom fields, typed from the stream schema.",
+        ),
+        th.Property(
+            "on_invalid_record",
+            th.StringType,
+            default="fail",
+            allowed_values=["fail", "reject"],
+            description="fail: stop naming the record; reject: set it aside and go on.",
+        ),
+        th.Property(
+            "rejected_records_path",
+            th.StringType,
+            default="ortto-rejected.jsonl",
+            description="JSON Lines file of rejected records (stream, key, reason, record).",
+        ),
+        th.Property(
+            "max_rejected_records",
+            th.IntegerType,
+            default=1000,
+            description="With reject: fail once more than this many records were rejected.",
+        ),
+        th.Property(
+            "dry_run",
+            th.BooleanType,
+            default=False,
+            description="Validate, map and plan; make no write request.",
+        ),
+        th.Property(
+            "request_log_path",
+            th.StringType,
+            description="JSON Lines log of every API request and response, key redacted.",
+        ),
+        th.Property(
+            "ledger_path",
+            th.StringType,
+            default=".target-ortto/ledger.sqlite",
+            description="The sync ledger (SQLite) used to skip unchanged records.",
+        ),
+        th.Property(
+            "skip_unchanged",
+            th.BooleanType,
+            default=True,
+            description="Don't resend a record whose payload is unchanged since last written.",
+        ),
+        th.Property(
+            "streams",
+            th.ObjectType(additional_properties=STREAM_SETTINGS),
+            default={},
+            description="Per-stream settings keyed by stream name: object, mode, merge_by, "
+            "find_strategy, field_map, delete_behavior, full_snapshot, audience, max_deletes.",
+        ),
+    ).to_dict()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = parse_settings(self.config)
+
+    @cached_property
+    def run(self) -> Run:
+        """Created at the first SCHEMA, so `--about` and config checks open no connection."""
+        return Run(self.settings, self.logger)
+
+    def get_sink_class(self, stream_name: str) -> type[Sink]:
+        if self.settings.object_for(stream_name) == "audience":
+            return AudienceSink
+        return MergeSink
+
+    def _drain_all(self, sink_list: Iterable[Sink], parallelism: int) -> None:
+        """Merges before subscriptions, so people created in this run can be subscribed."""
+        sinks = list(sink_list)
+        merges = [s for s in sinks if isinstance(s, MergeSink)]
+        super()._drain_all(merges, parallelism)
+        super()._drain_all([s for s in sinks if s not in merges], parallelism)
+
+    def process_endofpipe(self) -> None:
+        super().process_endofpipe()
+        if "run" in self.__dict__:
+            self.run.close()
+
+    @classmethod
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:
+        """Our own errors end the run with their message and exit 1, without a traceback."""
+        try:
+            super().invoke(*args, **kwargs)
+        except OrttoError as exc:
+            cls.logger.error("%s", exc)
+            sys.exit(1)

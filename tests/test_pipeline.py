@@ -1,0 +1,116 @@
+"""Whole runs of the target against the sandbox: what lands, in which requests, and STATE."""
+
+from __future__ import annotations
+
+from conftest import (
+    API_KEY,
+    ORGANIZATIONS_SCHEMA,
+    PEOPLE_SCHEMA,
+    demo_records,
+    record_messages,
+    run_target,
+    schema_message,
+    state_message,
+)
+
+
+def demo_messages() -> list[dict]:
+    people = demo_records("people")
+    orgs = demo_records("organizations")
+    return [
+        schema_message("people", PEOPLE_SCHEMA, ["id"]),
+        *record_messages("people", people[:120]),
+        state_message({"bookmarks": {"people": {"line": 120}}}),
+        *record_messages("people", people[120:]),
+        state_message({"bookmarks": {"people": {"line": len(people)}}}),
+        schema_message("public-organizations", ORGANIZATIONS_SCHEMA, ["id"]),
+        *record_messages("public-organizations", orgs),
+        state_message({"bookmarks": {"people": {"line": len(people)}, "orgs": {"line": 120}}}),
+    ]
+
+
+def test_people_and_organizations_land_exactly_typed(sandbox, config):
+    result = run_target(config, demo_messages())
+
+    assert result.error is None
+    people = {p.fields["str::email"]: p for p in sandbox.store.people.values()}
+    assert len(people) == 250
+    first = people["person1@example.com"]
+    source = demo_records("people")[0]
+    assert first.fields["str::first"] == source["first_name"]
+    assert first.fields["phn::phone"]["c"] == "61"
+    assert first.fields["geo::city"] == {"name": source["city"]}
+    assert first.fields["int:cm:lifetime-value"] == round(source["lifetime_value"] * 1000)
+    assert first.fields["int:cm:orders-count"] == source["orders_count"]
+    assert first.fields["bol:cm:is-vip"] is source["is_vip"]
+    year, month, day = map(int, source["signup_date"].split("-"))
+    assert first.fields["dtz:cm:signup-date"] == {
+        "year": year,
+        "month": month,
+        "day": day,
+        "timezone": "UTC",
+    }
+    assert first.fields["int:cm:id"] == 1
+
+
+def test_a_person_updated_later_in_the_stream_keeps_the_later_values(sandbox, config):
+    run_target(config, demo_messages())
+
+    updated = sandbox.store.find_person("person5@example.com")
+    assert updated.fields["str::first"] == "Renamed"
+    assert updated.fields["int:cm:lifetime-value"] == 1234500
+    assert "vip" in updated.tags
+
+
+def test_nulls_are_not_sent_by_default(sandbox, config):
+    run_target(config, demo_messages())
+
+    no_last_name = sandbox.store.find_person("person17@example.com")
+    assert "str::last" not in no_last_name.fields
+    merges = [r for r in sandbox.requests if r.path == "/v1/person/merge"]
+    assert all(
+        None not in person["fields"].values() for r in merges for person in r.body["people"]
+    )
+
+
+def test_organizations_become_accounts(sandbox, config):
+    run_target(config, demo_messages())
+
+    accounts = {a.fields["str:o:name"]: a for a in sandbox.store.accounts.values()}
+    assert len(accounts) == 120
+    company = accounts["Company 001"]
+    source = demo_records("organizations")[0]
+    assert company.fields["int:o:employees"] == source["employees"]
+    assert company.fields["str:o:website"] == source["website"]
+    assert company.fields["geo:o:country"] == {"name": source["country"]}
+    assert company.fields["int:oc:annual-revenue"] == source["annual_revenue"]
+
+
+def test_records_travel_in_requests_of_at_most_batch_size(sandbox, config):
+    run_target(config, demo_messages())
+
+    person_merges = [r.records for r in sandbox.requests if r.path == "/v1/person/merge"]
+    account_merges = [r.records for r in sandbox.requests if r.path == "/v1/accounts/merge"]
+    assert sorted(person_merges) == [50, 100, 100]
+    assert sorted(account_merges) == [20, 100]
+
+
+def test_batch_size_setting_is_honoured(sandbox, config):
+    run_target({**config, "batch_size": 40}, demo_messages())
+
+    sizes = [r.records for r in sandbox.requests if r.path == "/v1/person/merge"]
+    assert max(sizes) == 40
+    assert sum(sizes) == 250
+
+
+def test_the_taps_last_state_is_emitted_last(sandbox, config):
+    result = run_target(config, demo_messages())
+
+    assert result.states[-1] == {"bookmarks": {"people": {"line": 251}, "orgs": {"line": 120}}}
+
+
+def test_the_api_key_is_sent_as_a_header_and_never_in_bodies(sandbox, config):
+    run_target(config, demo_messages())
+
+    assert sandbox.requests
+    assert all(API_KEY not in repr(r.body) for r in sandbox.requests)
