@@ -7,6 +7,7 @@ so everything here is thread-safe.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
@@ -20,6 +21,9 @@ import httpx
 from target_ortto.errors import ApiError, AuthError
 
 T = TypeVar("T")
+
+# httpx logs every request at INFO; our request log and progress lines say what matters.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 BAD_REQUEST_WINDOW = 15.0  # Ortto bans an IP after 15 bad requests in 15 s ...
@@ -190,8 +194,9 @@ class OrttoClient:
         if status in {401, 403}:
             return AuthError(
                 f"Ortto refused the API key (HTTP {status} at {where}: {_message(answer)}). "
-                f"Check api_key, and that region '{self.region}' is your Ortto instance's "
-                "region: a key works only in its own region (default, au or eu)."
+                f"Check api_key, and that region '{self.region}' ({self.base_url}) is your "
+                "Ortto instance's region: a key works only in its own region (default, au "
+                "or eu)."
             )
         if status == 404:
             return ApiError(f"Ortto answered 404 Not Found for {where}: check api_url / region.")

@@ -113,7 +113,10 @@ def to_integer(value: Any) -> int:
 def to_decimal(value: Any) -> int:
     """Ortto stores decimals as integers x1000; exact, rounded half-even."""
     number = _decimal(value) * _THOUSAND
-    return int(number.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    try:
+        return int(number.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+    except InvalidOperation:
+        raise ConversionError(f"{value} is too large for an Ortto decimal") from None
 
 
 def to_boolean(value: Any) -> bool:
@@ -128,15 +131,19 @@ def to_boolean(value: Any) -> bool:
 
 
 def _date(value: Any) -> dt.date:
+    if isinstance(value, str):
+        try:
+            value = (
+                dt.date.fromisoformat(value)
+                if len(value) == 10
+                else dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            )
+        except ValueError:
+            raise ConversionError(f"{value!r} is not a date (YYYY-MM-DD)") from None
     if isinstance(value, dt.datetime):
         return _utc(value).date()
     if isinstance(value, dt.date):
         return value
-    if isinstance(value, str):
-        try:
-            return dt.date.fromisoformat(value[:10])
-        except ValueError:
-            pass
     raise ConversionError(f"{value!r} is not a date (YYYY-MM-DD)")
 
 
@@ -182,7 +189,8 @@ def phone_converter(default_country: str | None) -> Converter:
         try:
             number = phonenumbers.parse(text, default_country)
         except phonenumbers.NumberParseException:
-            hint = "" if default_country else " (no country code; set default_phone_country)"
+            local = not text.lstrip().startswith("+") and not default_country
+            hint = " (no +country code; set default_phone_country)" if local else ""
             raise ConversionError(f"{text!r} is not a phone number{hint}") from None
         if not phonenumbers.is_valid_number(number):
             raise ConversionError(f"{text!r} is not a valid phone number")
@@ -212,13 +220,13 @@ def schema_types(prop: Mapping[str, Any]) -> set[str]:
     return types
 
 
-def _string_format(prop: Mapping[str, Any]) -> str | None:
-    if "format" in prop:
-        return prop["format"]
+def _flatten(prop: Mapping[str, Any]) -> dict[str, Any]:
+    """One property dict from a nullable `anyOf`/`oneOf` (its non-null options merged)."""
+    merged = dict(prop)
     for option in prop.get("anyOf", []) + prop.get("oneOf", []):
-        if option.get("format"):
-            return option["format"]
-    return None
+        if schema_types(option):
+            merged = {**_flatten(option), **merged}
+    return merged
 
 
 @dataclass(frozen=True)
@@ -233,8 +241,9 @@ class CustomType:
 def custom_type(column: str, prop: Mapping[str, Any]) -> CustomType:
     """Spec section 3 table: the Ortto type of a custom field, from the column's schema."""
     types = schema_types(prop)
+    prop = _flatten(prop)
     if "string" in types:
-        fmt = _string_format(prop)
+        fmt = prop.get("format")
         if fmt == "date":
             return CustomType("dtz", "date", to_date)
         if fmt == "date-time":
@@ -443,9 +452,11 @@ class FieldPlan:
             merged.location = {"source_ip": str(record[self.source_ip_column])}
         key = self.key_of(fields)
         if key is None:
+            columns = [c.name for c in self.columns if c.field_id in self.merge_by]
             return Invalid(
-                f"no value in any merge_by field ({', '.join(self.merge_by)})",
-                self.merge_by[0],
+                f"no value in any merge_by column ({', '.join(columns)} -> "
+                f"{', '.join(self.merge_by)})",
+                columns[0] if columns else None,
             )
         if (
             self.obj is PERSON

@@ -222,7 +222,7 @@ def parse_settings(config: Mapping[str, Any]) -> Settings:
         region=get("region", "default"),
         async_merge=_boolean("async_merge", get("async_merge", False)),
         batch_size=_number("batch_size", get("batch_size", 100), int, 1, 100),
-        max_concurrency=_number("max_concurrency", get("max_concurrency", 8), int, 1, 64),
+        max_concurrency=_number("max_concurrency", get("max_concurrency", 8), int, 1),
         requests_per_second=_number(
             "requests_per_second", get("requests_per_second", 10), float, 0.01
         ),

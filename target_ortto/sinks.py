@@ -6,12 +6,14 @@ from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks import BatchSink
 
 from target_ortto import api
 from target_ortto.fields import FieldPlan, Invalid, MergeRecord
 from target_ortto.objects import FIND_STRATEGIES, MERGE_OBJECTS
 from target_ortto.subscriptions import Subscription, SubscriptionPlan
+from target_ortto.validation import RecordValidator
 
 if TYPE_CHECKING:
     from target_ortto.target import Run
@@ -37,6 +39,17 @@ class OrttoSink(BatchSink):
         self.MAX_SIZE_DEFAULT = self.run.settings.batch_size * self.run.settings.max_concurrency * 2
         self._samples_shown = 0
 
+    def get_validator(self) -> RecordValidator | None:
+        return RecordValidator(self.schema) if self.validate_schema else None
+
+    @property
+    def datetime_error_treatment(self) -> DatetimeErrorTreatmentEnum:
+        # With validation on, a bad timestamp was already flagged (its record is never
+        # sent), so the SDK's parser must not raise; without it, fail loudly.
+        if self._validator is not None:
+            return DatetimeErrorTreatmentEnum.NULL
+        return DatetimeErrorTreatmentEnum.ERROR
+
     def map_record(self, record: Mapping[str, Any]) -> Any:
         """The record as the item this sink sends (it has a `.key`), or `Invalid`."""
         raise NotImplementedError
@@ -56,7 +69,8 @@ class OrttoSink(BatchSink):
 
     def process_record(self, record: dict, context: dict) -> None:
         self.run.report.count(self.stream_name, "read")
-        item = self.map_record(record)
+        problem = self._validator.problem(record) if self._validator is not None else None
+        item = Invalid(problem) if problem else self.map_record(record)
         if isinstance(item, Invalid):
             self.run.report.invalid(self.stream_name, self.describe(record), item.reason, record)
             return

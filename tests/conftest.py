@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Callable, Iterable
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pytest
 
@@ -75,16 +76,31 @@ class RunResult:
     target: TargetOrtto | None = None
 
 
-def run_target(config: dict[str, Any], messages: Iterable[dict[str, Any]]) -> RunResult:
-    """Run the target in-process on Singer messages, as `target-ortto` would."""
-    lines = "".join(json.dumps(m, default=str) + "\n" for m in messages)
+def _lines(messages: Iterable[dict[str, Any]]) -> io.StringIO:
+    return io.StringIO("".join(json.dumps(m, default=str) + "\n" for m in messages))
+
+
+def run_target(
+    config: dict[str, Any],
+    messages: list[dict[str, Any]],
+    after_first_schema: Callable[[], None] | None = None,
+) -> RunResult:
+    """Run the target in-process on Singer messages, as `target-ortto` would.
+
+    `after_first_schema` runs once the first message (a SCHEMA: routing and pre-flight
+    done) is processed, e.g. to inject faults only into the writes.
+    """
     out = io.StringIO()
     target = None
     error = None
     with redirect_stdout(out):
         try:
             target = TargetOrtto(config=config)
-            target.listen(io.StringIO(lines))
+            if after_first_schema is not None:
+                target.process_lines(_lines(messages[:1]))
+                after_first_schema()
+                messages = messages[1:]
+            target.listen(_lines(messages))
         except OrttoError as exc:
             error = exc
         finally:

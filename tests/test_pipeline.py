@@ -68,9 +68,7 @@ def test_nulls_are_not_sent_by_default(sandbox, config):
     no_last_name = sandbox.store.find_person("person17@example.com")
     assert "str::last" not in no_last_name.fields
     merges = [r for r in sandbox.requests if r.path == "/v1/person/merge"]
-    assert all(
-        None not in person["fields"].values() for r in merges for person in r.body["people"]
-    )
+    assert all(None not in person["fields"].values() for r in merges for person in r.body["people"])
 
 
 def test_organizations_become_accounts(sandbox, config):

@@ -1,0 +1,586 @@
+"""Spec section 3: columns to Ortto fields, and record values to Ortto values."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from target_ortto.errors import StreamError
+from target_ortto.fields import (
+    ConversionError,
+    FieldPlan,
+    Invalid,
+    MergeRecord,
+    kebab_case,
+    phone_converter,
+    to_boolean,
+    to_date,
+    to_datetime,
+    to_decimal,
+    to_email,
+    to_geo,
+    to_integer,
+    to_long_text,
+    to_string,
+    to_string_list,
+)
+from target_ortto.objects import ACCOUNT, PERSON
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+NUM = {"type": "number"}
+BOOL = {"type": "boolean"}
+STR_LIST = {"type": "array", "items": STR}
+KEY = "row_key"
+ANN = {"str::email": "a@x.co"}
+UTC = dt.timezone.utc
+SYDNEY = dt.timezone(dt.timedelta(hours=10))
+
+
+def nullable(schema):
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def build(properties, obj=PERSON, **kwargs):
+    """A plan merging on a neutral custom column, so any other column can be studied."""
+    kwargs.setdefault("merge_by", (KEY,))
+    return FieldPlan.build(obj, "s", {"properties": {KEY: STR, **properties}}, **kwargs)
+
+
+def field_of(column, prop=STR, obj=PERSON, **kwargs):
+    return {c.name: c.field_id for c in build({column: prop}, obj, **kwargs).columns}.get(column)
+
+
+def people(properties, **kwargs):
+    return FieldPlan.build(PERSON, "people", {"properties": properties}, **kwargs)
+
+
+def accounts(properties, **kwargs):
+    return FieldPlan.build(ACCOUNT, "accounts", {"properties": properties}, **kwargs)
+
+
+def rows(table):
+    """`col_a, col_b = field_id` lines -> (column, field_id) pairs."""
+    pairs = []
+    for line in table.strip().splitlines():
+        columns, field_id = line.split("=")
+        pairs += [(column.strip(), field_id.strip()) for column in columns.split(",")]
+    return pairs
+
+
+KEBAB = """
+Lifetime Value, lifetimeValue, lifetime_value, LifetimeValue, lifetime-value = lifetime-value
+LTV = ltv
+LTVScore, ltv_score = ltv-score
+address2 = address2
+Address Line 2, address_line_2 = address-line-2
+total-spend-USD = total-spend-usd
+Café Owner = cafe-owner
+Über-Score = uber-score
+"""
+
+
+class TestCustomFieldNames:
+    @pytest.mark.parametrize(("column", "name"), rows(KEBAB))
+    def test_lower_kebab_case(self, column, name):
+        assert kebab_case(column) == name
+
+    @pytest.mark.parametrize("column", ["", "___", "日本語", "!!"])
+    def test_no_letters_or_digits_is_an_error_at_build(self, column):
+        with pytest.raises(StreamError, match="field_map"):
+            build({column: STR})
+
+    def test_person_custom_fields_use_cm_and_account_custom_fields_use_oc(self):
+        assert field_of("Lifetime Value", NUM) == "int:cm:lifetime-value"
+        assert field_of("Lifetime Value", NUM, ACCOUNT) == "int:oc:lifetime-value"
+
+
+PERSON_ALIASES = """
+email = str::email
+first_name, firstname = str::first
+last_name, lastname, surname = str::last
+name, full_name = str::name
+phone, phone_number, mobile = phn::phone
+city = geo::city
+country = geo::country
+region, state = geo::region
+postal, postal_code, postcode, zip = str::postal
+birthday, birth_date, date_of_birth = dtz::b
+external_id = str::ei
+person_id = str::person_id
+gdpr = bol::gdpr
+language = str::language
+"""
+ACCOUNT_ALIASES = """
+name = str:o:name
+website, domain, url = str:o:website
+employees, employee_count = int:o:employees
+industry = str:o:industry
+address = str:o:address
+city = geo:o:city
+region, state = geo:o:region
+country = geo:o:country
+postal, postal_code, zip = str:o:postal
+source = str:o:source
+account_id = str:o:account_id
+"""
+LENIENT_ALIASES = """
+EMAIL, Email = str::email
+firstName, FirstName, First Name, first-name, FIRST_NAME = str::first
+dateOfBirth, Date of Birth, date-of-birth = dtz::b
+PhoneNumber, Phone Number = phn::phone
+external-id, externalId, External ID = str::ei
+"""
+LENIENT_ACCOUNT_ALIASES = """
+employeeCount, Employee Count = int:o:employees
+Postal Code, postalCode = str:o:postal
+ACCOUNT-ID, accountId = str:o:account_id
+"""
+
+
+class TestAliases:
+    @pytest.mark.parametrize(("column", "field_id"), rows(PERSON_ALIASES))
+    def test_person_alias(self, column, field_id):
+        assert field_of(column) == field_id
+
+    @pytest.mark.parametrize(("column", "field_id"), rows(ACCOUNT_ALIASES))
+    def test_account_alias(self, column, field_id):
+        assert field_of(column, obj=ACCOUNT) == field_id
+
+    @pytest.mark.parametrize(
+        ("obj", "column", "field_id"),
+        [(PERSON, *row) for row in rows(LENIENT_ALIASES)]
+        + [(ACCOUNT, *row) for row in rows(LENIENT_ACCOUNT_ALIASES)],
+    )
+    def test_lookup_ignores_case_and_reads_camel_case_spaces_and_dashes_as_underscores(
+        self, obj, column, field_id
+    ):
+        assert field_of(column, obj=obj) == field_id
+
+    def test_aliases_belong_to_their_object(self):
+        assert field_of("first_name", obj=ACCOUNT) == "str:oc:first-name"
+        assert field_of("industry") == "str:cm:industry"
+
+
+NOT_FIELDS = [
+    (PERSON, "first str:first STR::FIRST tags str:o:name str:oc:x str::nickname"),
+    (ACCOUNT, "str::first str:cm:x str:o:revenue"),
+]
+
+
+PRECEDENCE = {
+    "field_map beats alias": ("email", STR, {"email": "str:cm:work"}, "str:cm:work"),
+    "field_map beats field-ID name": ("str::first", STR, {"str::first": "str::last"}, "str::last"),
+    "field_map beats special column": ("tags", STR_LIST, {"tags": "sst:cm:tag"}, "sst:cm:tag"),
+    "field_map to None drops the column": ("email", STR, {"email": None}, None),
+    "field_map can map an object": ("meta", {"type": "object"}, {"meta": "obj:cm:m"}, "obj:cm:m"),
+    "field_map can drop an object": ("meta", {"type": "object"}, {"meta": None}, None),
+    "built-in field-ID name is sent as is": ("str::first", STR, {}, "str::first"),
+    "custom field-ID name is sent as is": ("int:cm:score", INT, {}, "int:cm:score"),
+    "alias beats custom": ("first_name", STR, {}, "str::first"),
+    "anything else is custom": ("favourite_colour", STR, {}, "str:cm:favourite-colour"),
+}
+
+
+class TestPrecedence:
+    @pytest.mark.parametrize(
+        ("column", "prop", "field_map", "field_id"), PRECEDENCE.values(), ids=PRECEDENCE.keys()
+    )
+    def test_field_map_then_field_id_name_then_alias_then_custom(
+        self, column, prop, field_map, field_id
+    ):
+        assert field_of(column, prop, field_map=field_map) == field_id
+
+    def test_field_map_naming_a_missing_column_is_a_stream_error(self):
+        with pytest.raises(StreamError, match="nickname"):
+            build({"email": STR}, field_map={"nickname": "str::first"})
+
+    @pytest.mark.parametrize(
+        ("obj", "target"),
+        [(obj, t) for obj, targets in NOT_FIELDS for t in targets.split()],
+    )
+    def test_field_map_to_a_non_field_id_other_object_or_unknown_builtin_is_an_error(
+        self, obj, target
+    ):
+        with pytest.raises(StreamError, match="nick"):
+            build({"nick": STR}, obj, field_map={"nick": target})
+
+    def test_a_column_named_as_another_objects_field_id_is_an_error(self):
+        with pytest.raises(StreamError, match="str:o:name"):
+            build({"str:o:name": STR})
+
+    @pytest.mark.parametrize(
+        ("properties", "field_map"),
+        [
+            ({"email": STR, "Email": STR}, {}),
+            ({"first_name": STR, "firstname": STR}, {}),
+            ({"email": STR, "str::email": STR}, {}),
+            ({"email": STR, "work_email": STR}, {"work_email": "str::email"}),
+            ({"Plan Tier": STR, "plan_tier": STR}, {}),
+        ],
+    )
+    def test_two_columns_to_the_same_field_is_a_stream_error(self, properties, field_map):
+        with pytest.raises(StreamError, match="both become"):
+            build(properties, field_map=field_map)
+
+    def test_singer_metadata_is_never_sent(self):
+        sdc = {"_sdc_extracted_at": STR, "_sdc_deleted_at": STR, "_sdc_sequence": INT}
+        assert [c.name for c in build({"email": STR, **sdc}).columns] == [KEY, "email"]
+
+
+CONSENT_LOOKALIKES = "email_permission emailPermission subscribed sms_opt_in sms_permission"
+CONSENT_LOOKALIKES += " opted_in permission p sp P SP bol_p"
+
+
+class TestConsent:
+    @pytest.mark.parametrize("column", CONSENT_LOOKALIKES.split())
+    @pytest.mark.parametrize("prop", [BOOL, STR], ids=["boolean", "string"])
+    def test_consent_lookalike_columns_are_custom_fields_never_consent(self, column, prop):
+        assert field_of(column, prop).split(":")[1] == "cm"
+
+    def test_only_a_field_map_entry_or_a_column_named_with_the_field_id_sets_consent(self):
+        assert field_of("opt_in", BOOL, field_map={"opt_in": "bol::p"}) == "bol::p"
+        assert field_of("sms_ok", BOOL, field_map={"sms_ok": "bol::sp"}) == "bol::sp"
+        assert (field_of("bol::p", BOOL), field_of("bol::sp", BOOL)) == ("bol::p", "bol::sp")
+
+
+TYPE_TABLE = {
+    "string": (STR, "str", "text"),
+    "string-maxLength-255": ({"type": "string", "maxLength": 255}, "str", "text"),
+    "string-maxLength-256": ({"type": "string", "maxLength": 256}, "txt", "large_text"),
+    "date": ({"type": "string", "format": "date"}, "dtz", "date"),
+    "date-time": ({"type": "string", "format": "date-time"}, "tme", "time"),
+    "integer": (INT, "int", "integer"),
+    "number": (NUM, "int", "decimal"),
+    "boolean": (BOOL, "bol", "bool"),
+    "array-of-strings": (STR_LIST, "sst", "multi_select"),
+}
+TYPE_CASES = (
+    [pytest.param(*row, id=name) for name, row in TYPE_TABLE.items()]
+    + [
+        pytest.param(
+            {**schema, "type": [schema["type"], "null"]}, prefix, display, id=f"{name}|null"
+        )
+        for name, (schema, prefix, display) in TYPE_TABLE.items()
+    ]
+    + [
+        pytest.param(nullable(schema), prefix, display, id=f"anyOf-{name}-null")
+        for name, (schema, prefix, display) in TYPE_TABLE.items()
+    ]
+)
+UNTYPEABLE = {
+    "object": {"type": "object"},
+    "object|null": {"type": ["object", "null"], "properties": {"a": STR}},
+    "anyOf-object-null": nullable({"type": "object"}),
+    "array-of-objects": {"type": "array", "items": {"type": "object"}},
+    "array-of-integers": {"type": "array", "items": INT},
+    "anyOf-array-of-objects": nullable({"type": "array", "items": {"type": "object"}}),
+    "anyOf-array-of-integers": nullable({"type": "array", "items": INT}),
+}
+
+
+class TestCustomFieldTypes:
+    @pytest.mark.parametrize(("prop", "prefix", "display_type"), TYPE_CASES)
+    def test_type_from_schema(self, prop, prefix, display_type):
+        (column,) = [c for c in build({"col": prop}).columns if c.name == "col"]
+        assert (column.field_id, column.display_type) == (f"{prefix}:cm:col", display_type)
+
+    @pytest.mark.parametrize("prop", UNTYPEABLE.values(), ids=UNTYPEABLE.keys())
+    def test_object_or_other_array_is_an_error_naming_the_column_and_three_fixes(self, prop):
+        with pytest.raises(StreamError) as caught:
+            build({"address_parts": prop})
+        for words in ["address_parts", "field_map", "stream map", "flattening"]:
+            assert words in str(caught.value)
+
+    def test_an_explicit_custom_int_field_with_a_number_schema_is_a_decimal(self):
+        plan = build({"int:oc:ltv": NUM}, ACCOUNT)
+        assert plan.apply({KEY: "k", "int:oc:ltv": Decimal("1.5")}).fields["int:oc:ltv"] == 1500
+        assert [c.display_type for c in plan.custom_fields if c.name == "int:oc:ltv"] == ["decimal"]
+
+    def test_custom_fields_lists_only_custom_columns(self):
+        plan = build({"email": STR, "Plan Tier": STR})
+        assert {c.field_id for c in plan.custom_fields} == {"str:cm:row-key", "str:cm:plan-tier"}
+
+
+DECIMALS = "12.3456=12346 0.0005=0 0.0015=2 0.0025=2 -12.3456=-12346 -0.0015=-2 1E+3=1000000"
+DECIMALS += " 9007199254740.993=9007199254740993"
+MAY_1 = {"year": 2024, "month": 5, "day": 1, "timezone": "UTC"}
+AT_1345Z = "2024-05-01T13:45:00Z"
+AU_MOBILE = {"c": "61", "n": "401234567"}
+CONVERTED = [
+    (to_integer, 42, 42),
+    (to_integer, Decimal("42"), 42),
+    (to_boolean, True, True),
+    (to_boolean, False, False),
+    (to_date, dt.date(2024, 5, 1), MAY_1),
+    (to_date, dt.datetime(2024, 5, 1, 13, 45), MAY_1),
+    (to_date, "2024-05-01", MAY_1),
+    (to_date, "2024-05-01T13:45:00Z", MAY_1),
+    (to_datetime, dt.datetime(2024, 5, 1, 23, 45, tzinfo=SYDNEY), AT_1345Z),
+    (to_datetime, dt.datetime(2024, 5, 1, 13, 45, tzinfo=UTC), AT_1345Z),
+    (to_datetime, dt.datetime(2024, 5, 1, 13, 45), AT_1345Z),
+    (to_datetime, "2024-05-01T13:45:00Z", AT_1345Z),
+    (to_datetime, "2024-05-01T23:45:00+10:00", AT_1345Z),
+    (to_datetime, "2024-05-01T13:45:00.123456Z", AT_1345Z),
+    (phone_converter(None), "+61 401 234 567", AU_MOBILE),
+    (phone_converter(None), "+1 650-253-0000", {"c": "1", "n": "6502530000"}),
+    (phone_converter("AU"), "0401 234 567", AU_MOBILE),
+    (phone_converter("US"), "+61 401 234 567", AU_MOBILE),
+    (to_geo, "Sydney", {"name": "Sydney"}),
+    (to_string, "x" * 255, "x" * 255),
+    (to_long_text, "x" * 4000, "x" * 4000),
+    (to_email, "Ann.Lee+crm@mail.example.co.uk", "Ann.Lee+crm@mail.example.co.uk"),
+    (to_string_list, ["a", "b"], ["a", "b"]),
+]
+REJECTED = {
+    to_decimal: [Decimal("NaN"), Decimal("Infinity"), float("-inf"), float("nan"), True, "x"],
+    to_integer: [True, False, Decimal("1.5"), 1.5, "abc", Decimal("NaN")],
+    to_boolean: ["maybe", 2, ""],
+    to_date: ["01/05/2024", "2024-13-01", "soon", 20240501],
+    to_datetime: ["yesterday", "2024-05-01T25:00:00Z", 1714571100],
+    to_string: [True, {"a": 1}, ["a"], "x" * 256],
+    to_long_text: ["x" * 4001],
+    to_email: ["", "ann", "ann@", "@example.com", "ann@example", "a b@x.com", "a@b@c.com"],
+    to_string_list: ["a", ["a", 1], [None], {"a": "b"}],
+    phone_converter("AU"): ["call me", "+61 1", "12", "+999 123 456"],
+}
+
+
+def case_id(convert, value):
+    return f"{convert.__name__}-{value!r:.30}"
+
+
+class TestValues:
+    @pytest.mark.parametrize(
+        ("value", "sent"),
+        [(Decimal(v), int(s)) for v, s in (pair.split("=") for pair in DECIMALS.split())]
+        + [(12.3456, 12346), (0.1, 100), (5, 5000), (0, 0)],
+    )
+    def test_decimal_is_value_times_1000_exact_and_half_even(self, value, sent):
+        assert to_decimal(value) == sent
+
+    @pytest.mark.parametrize(
+        ("convert", "value", "sent"),
+        [pytest.param(*row, id=case_id(*row[:2])) for row in CONVERTED],
+    )
+    def test_converted_to_the_ortto_type(self, convert, value, sent):
+        assert convert(value) == sent
+
+    @pytest.mark.parametrize(
+        ("convert", "value"),
+        [pytest.param(c, v, id=case_id(c, v)) for c, values in REJECTED.items() for v in values],
+    )
+    def test_a_value_that_cannot_be_converted_is_a_conversion_error(self, convert, value):
+        with pytest.raises(ConversionError):
+            convert(value)
+
+    def test_phone_without_country_code_is_invalid_without_a_default_country(self):
+        with pytest.raises(ConversionError, match="default_phone_country"):
+            phone_converter(None)("0401 234 567")
+
+    def test_decimal_too_large_makes_the_record_invalid(self):
+        result = build({"ltv": NUM}, ACCOUNT).apply({KEY: "k", "ltv": Decimal("1E+30")})
+        assert isinstance(result, Invalid) and result.field == "ltv"
+
+    def test_bool_is_not_an_integer_in_a_record(self):
+        result = build({"score": INT}, ACCOUNT).apply({KEY: "k", "score": True})
+        assert isinstance(result, Invalid) and result.field == "score"
+
+
+class TestRecords:
+    def test_builtin_values_follow_the_builtins_type(self):
+        plan = people({"email": STR, "city": STR, "mobile": STR, "birthday": STR, "gdpr": BOOL})
+        record = {"email": "a@x.co", "city": "Sydney", "mobile": "+61 401 234 567", "gdpr": "yes"}
+        fields = plan.apply({**record, "birthday": dt.date(1990, 5, 1)}).fields
+        assert fields["geo::city"] == {"name": "Sydney"}
+        assert fields["phn::phone"] == {"c": "61", "n": "401234567"}
+        assert fields["dtz::b"] == {"year": 1990, "month": 5, "day": 1, "timezone": "UTC"}
+        assert fields["bol::gdpr"] is True
+
+    def test_phone_uses_the_plans_default_country(self):
+        plan = people({"email": STR, "phone": STR}, default_phone_country="AU")
+        fields = plan.apply({"email": "ann@example.com", "phone": "0401 234 567"}).fields
+        assert fields["phn::phone"] == {"c": "61", "n": "401234567"}
+
+    def test_account_employees_is_an_integer(self):
+        plan = accounts({"name": STR, "employees": NUM})
+        fields = plan.apply({"name": "Acme", "employees": Decimal("12")}).fields
+        assert fields["int:o:employees"] == 12
+        assert isinstance(plan.apply({"name": "Acme", "employees": Decimal("12.5")}), Invalid)
+
+    @pytest.mark.parametrize(
+        ("column", "prop", "value", "field_id"),
+        [
+            ("phone", STR, "not a phone", "phn::phone"),
+            ("email", STR, "not-an-email", "str::email"),
+            ("first_name", STR, "x" * 256, "str::first"),
+            ("ltv", NUM, "lots", "int:cm:ltv"),
+        ],
+    )
+    def test_invalid_names_the_column_and_field_id(self, column, prop, value, field_id):
+        plan = people({"str::ei": STR, column: prop}, merge_by=("str::ei",))
+        result = plan.apply({"str::ei": "E1", column: value})
+        assert isinstance(result, Invalid) and result.field == column
+        assert f"'{column}'" in result.reason and field_id in result.reason
+
+    def test_tags_and_unset_tags_go_to_the_record_not_its_fields(self):
+        plan = people({"email": STR, "tags": STR_LIST, "Unset Tags": STR_LIST})
+        merged = plan.apply({"email": "a@x.co", "tags": ["vip"], "Unset Tags": ["new"]})
+        assert merged.body() == {"fields": ANN, "tags": ["vip"], "unset_tags": ["new"]}
+
+    @pytest.mark.parametrize("column", ["tags", "unset_tags"])
+    @pytest.mark.parametrize("value", ["vip", ["vip", 3], [None]])
+    def test_tags_and_unset_tags_must_be_lists_of_strings(self, column, value):
+        result = people({"email": STR, column: STR_LIST}).apply({"email": "a@x.co", column: value})
+        assert isinstance(result, Invalid) and result.field == column
+
+    @pytest.mark.parametrize("column", ["source_ip", "ip_address", "IPAddress", "sourceIp"])
+    def test_person_source_ip_goes_to_location(self, column):
+        merged = people({"email": STR, column: STR}).apply({"email": "a@x.co", column: "1.2.3.4"})
+        assert (merged.fields, merged.location) == (ANN, {"source_ip": "1.2.3.4"})
+
+    def test_account_source_ip_is_an_ordinary_custom_field(self):
+        assert field_of("source_ip", obj=ACCOUNT) == "str:oc:source-ip"
+
+
+NULLS = {"email": STR, "str::ei": STR, "first_name": STR}
+
+
+class TestNulls:
+    def test_skipped_by_default(self):
+        merged = people(NULLS).apply({"email": "a@x.co", "first_name": None})
+        assert merged.fields == ANN
+
+    def test_sent_as_null_with_clear_nulls(self):
+        merged = people(NULLS, clear_nulls=True).apply({"email": "a@x.co", "first_name": None})
+        assert merged.fields == {**ANN, "str::first": None}
+
+    def test_merge_by_fields_are_never_nulled(self):
+        plan = people(NULLS, merge_by=("str::email", "str::ei"), clear_nulls=True)
+        assert plan.apply({"email": None, "str::ei": "E1"}).fields == {"str::ei": "E1"}
+
+    def test_a_column_missing_from_the_record_is_not_sent(self):
+        merged = people(NULLS, clear_nulls=True).apply({"email": "a@x.co"})
+        assert merged.fields == ANN
+
+
+class TestMergeBy:
+    def test_defaults_person_email_or_else_external_id_and_account_name(self):
+        assert people({"email": STR, "external_id": STR}).merge_by == ("str::email",)
+        assert people({"external_id": STR, "first_name": STR}).merge_by == ("str::ei",)
+        assert accounts({"name": STR, "domain": STR}).merge_by == ("str:o:name",)
+
+    def test_configured_by_column_name_or_field_id(self):
+        properties = {"Work Email": STR, "crm_id": STR}
+        field_map = {"Work Email": "str::email", "crm_id": "str::ei"}
+        plan = people(properties, field_map=field_map, merge_by=("str::ei", "Work Email"))
+        assert plan.merge_by == ("str::ei", "str::email")
+        plan = people(properties, field_map=field_map, merge_by=("crm_id",))
+        assert plan.merge_by == ("str::ei",)
+
+    @pytest.mark.parametrize(
+        ("properties", "merge_by", "field_map"),
+        [
+            ({"first_name": STR}, (), {}),
+            ({"email": STR}, ("external_id",), {}),
+            ({"email": STR}, ("str::ei",), {}),
+            ({"email": STR}, ("email",), {"email": None}),
+        ],
+    )
+    def test_a_field_no_column_provides_is_a_stream_error(self, properties, merge_by, field_map):
+        with pytest.raises(StreamError, match="merge_by"):
+            people(properties, merge_by=merge_by, field_map=field_map)
+
+    def test_person_id_must_stand_alone(self):
+        with pytest.raises(StreamError, match="str::person_id"):
+            people({"person_id": STR, "email": STR}, merge_by=("person_id", "email"))
+        assert people({"person_id": STR}, merge_by=("person_id",)).merge_by == ("str::person_id",)
+
+    def test_account_id_must_stand_alone(self):
+        with pytest.raises(StreamError, match="str:o:account_id"):
+            accounts({"account_id": STR, "name": STR}, merge_by=("account_id", "name"))
+
+    @pytest.mark.parametrize("record", [{"email": None}, {}, {"first_name": "Ann"}])
+    def test_a_record_with_no_merge_by_value_is_invalid_naming_them(self, record):
+        plan = people({"email": STR, "str::ei": STR}, merge_by=("str::email", "str::ei"))
+        result = plan.apply(record)
+        assert isinstance(result, Invalid)
+        assert "str::email" in result.reason and "str::ei" in result.reason
+
+    def test_a_person_with_neither_email_nor_external_id_is_invalid(self):
+        result = people({"crm_id": STR, "email": STR}, merge_by=("crm_id",)).apply({"crm_id": "C"})
+        assert isinstance(result, Invalid)
+        assert "str::email" in result.reason and "str::ei" in result.reason
+
+    def test_a_person_merged_by_person_id_needs_no_email(self):
+        plan = people({"person_id": STR}, merge_by=("person_id",))
+        assert plan.apply({"person_id": "p-1"}).fields == {"str::person_id": "p-1"}
+
+
+TWO_KEYS = {"email": STR, "external_id": STR}
+
+
+class TestFoldKey:
+    def test_email_ignores_case_and_other_keys_are_exact(self):
+        plan = people(TWO_KEYS, merge_by=("email", "external_id"), find_strategy="all")
+        assert plan.apply({"email": "Ann@X.co"}).key == plan.apply({"email": "ann@x.co"}).key
+        assert plan.apply({"external_id": "A"}).key != plan.apply({"external_id": "a"}).key
+
+    @pytest.mark.parametrize("find_strategy", ["any", "next_if_empty"])
+    def test_first_present_merge_field_for_any_and_next_if_empty(self, find_strategy):
+        plan = people(TWO_KEYS, merge_by=("email", "external_id"), find_strategy=find_strategy)
+        both = plan.apply({"email": "a@x.co", "external_id": "E1"}).key
+        assert both == plan.apply({"email": "A@X.co", "external_id": "E2"}).key
+        assert both != plan.apply({"external_id": "E1"}).key
+        assert plan.apply({"external_id": "E1"}).key == plan.apply({"external_id": "E1"}).key
+
+    def test_every_merge_field_for_all(self):
+        plan = people(TWO_KEYS, merge_by=("email", "external_id"), find_strategy="all")
+        key = plan.apply({"email": "a@x.co", "external_id": "E1"}).key
+        assert key == plan.apply({"email": "A@x.co", "external_id": "E1"}).key
+        assert key != plan.apply({"email": "a@x.co", "external_id": "E2"}).key
+        assert key != plan.apply({"email": "a@x.co"}).key
+
+
+def merge_record(fields=None, tags=(), unset_tags=(), location=None):
+    return MergeRecord((), dict(fields or {}), list(tags), list(unset_tags), location)
+
+
+class TestMergeRecord:
+    def test_fold_later_values_win_field_by_field(self):
+        merged = merge_record({"str::first": "Ann", "str::last": "Lee"})
+        merged.fold(merge_record({"str::first": "Anne", "str::name": "Anne Lee"}))
+        assert merged.fields == {"str::first": "Anne", "str::last": "Lee", "str::name": "Anne Lee"}
+
+    @pytest.mark.parametrize(
+        ("earlier", "later", "tags", "unset_tags"),
+        [
+            pytest.param((["vip", "beta"], []), ([], ["vip"]), ["beta"], ["vip"], id="unset-wins"),
+            pytest.param(([], ["vip"]), (["vip"], []), ["vip"], [], id="tag-cancels-unset"),
+            pytest.param((["a", "b"], []), (["b", "c"], []), ["a", "b", "c"], [], id="union"),
+        ],
+    )
+    def test_fold_tags_and_unset_tags_later_wins(self, earlier, later, tags, unset_tags):
+        merged = merge_record({}, *earlier)
+        merged.fold(merge_record({}, *later))
+        assert (merged.tags, merged.unset_tags) == (tags, unset_tags)
+
+    def test_fold_keeps_location_unless_the_later_record_has_one(self):
+        merged = merge_record(location={"source_ip": "1.1.1.1"})
+        merged.fold(merge_record())
+        assert merged.location == {"source_ip": "1.1.1.1"}
+        merged.fold(merge_record(location={"source_ip": "2.2.2.2"}))
+        assert merged.location == {"source_ip": "2.2.2.2"}
+
+    def test_body_has_only_what_is_set(self):
+        assert merge_record(ANN).body() == {"fields": ANN}
+        full = merge_record(ANN, ["t"], ["u"], {"source_ip": "1.1.1.1"})
+        body = {
+            "fields": ANN,
+            "tags": ["t"],
+            "unset_tags": ["u"],
+            "location": {"source_ip": "1.1.1.1"},
+        }
+        assert full.body() == body

@@ -1,0 +1,212 @@
+"""The target as users run it: CLI exit codes, clear errors, routing, secrets, STATE."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import API_KEY, record_messages, run_target, schema_message, state_message
+
+from target_ortto.errors import ConfigError, InvalidRecordError, StreamError
+
+PEOPLE = {"email": {"type": "string"}, "first_name": {"type": ["string", "null"]}}
+
+
+def cli(config: dict, messages: list[dict], tmp_path) -> subprocess.CompletedProcess:
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    return subprocess.run(
+        [sys.executable, "-m", "target_ortto", "--config", str(config_path)],
+        input="".join(json.dumps(m) + "\n" for m in messages),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def people_messages(count: int = 3) -> list[dict]:
+    records = [{"email": f"p{i}@example.com", "first_name": f"P{i}"} for i in range(count)]
+    return [
+        schema_message("people", PEOPLE),
+        *record_messages("people", records),
+        state_message({"done": True}),
+    ]
+
+
+def test_cli_loads_records_and_prints_the_state(sandbox, config, tmp_path):
+    done = cli(config, people_messages(), tmp_path)
+
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line) for line in done.stdout.splitlines()] == [{"done": True}]
+    assert len(sandbox.store.people) == 3
+
+
+def test_wrong_key_stops_at_once_naming_key_and_region(sandbox, config, tmp_path):
+    done = cli({**config, "api_key": "not-the-key-0000"}, people_messages(), tmp_path)
+
+    assert done.returncode == 1
+    assert "api_key" in done.stderr and "region" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "not-the-key-0000" not in done.stderr + done.stdout
+    assert done.stdout == ""
+    assert len(sandbox.requests) <= 2
+    assert not sandbox.store.people
+
+
+def test_the_api_key_never_appears_in_output(sandbox, config, tmp_path):
+    done = cli(
+        {**config, "request_log_path": str(tmp_path / "requests.jsonl")},
+        people_messages(),
+        tmp_path,
+    )
+
+    assert done.returncode == 0
+    assert API_KEY not in done.stdout + done.stderr
+    assert API_KEY not in (tmp_path / "requests.jsonl").read_text()
+
+
+def test_unroutable_stream_is_an_error_at_its_schema_showing_the_fix(sandbox, config, tmp_path):
+    messages = [schema_message("things", PEOPLE), *record_messages("things", [{"email": "a@b.co"}])]
+
+    done = cli(config, messages, tmp_path)
+
+    assert done.returncode == 1
+    assert "'things'" in done.stderr
+    assert '"streams": {"things": {"object": "person"}}' in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not sandbox.requests
+
+
+def test_object_setting_routes_any_stream_name(sandbox, config):
+    config["streams"] = {"crm_leads": {"object": "person"}}
+    messages = [
+        schema_message("crm_leads", PEOPLE),
+        *record_messages("crm_leads", [{"email": "lead@example.com"}]),
+    ]
+
+    assert run_target(config, messages).error is None
+    assert sandbox.store.find_person("lead@example.com") is not None
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"api_key": ""}, "api_key"),
+        ({"batch_size": 500}, "batch_size"),
+        ({"api_url": "http://ortto.example.com"}, "api_url"),
+        ({"streams": {"people": {"merge_key": ["email"]}}}, "merge_key"),
+    ],
+)
+def test_bad_config_is_a_clear_error_before_anything_is_read(config, tmp_path, change, named):
+    done = cli({**config, **change}, people_messages(), tmp_path)
+
+    assert done.returncode == 1
+    assert named in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_invalid_record_fails_the_run_naming_stream_key_and_field(sandbox, config):
+    messages = [
+        schema_message("people", PEOPLE),
+        *record_messages("people", [{"email": "good@example.com"}]),
+        state_message({"line": 1}),
+        *record_messages("people", [{"email": "not-an-email"}]),
+        state_message({"line": 2}),
+    ]
+
+    result = run_target(config, messages)
+
+    assert isinstance(result.error, InvalidRecordError)
+    message = str(result.error)
+    assert "'people'" in message and "not-an-email" in message and "str::email" in message
+    assert {"line": 2} not in result.states
+
+
+def test_record_rejected_by_ortto_fails_the_run_with_orttos_reason(sandbox, config):
+    sandbox.store.suppress("blocked@example.com")
+    messages = [
+        schema_message("people", PEOPLE),
+        *record_messages("people", [{"email": "ok@example.com"}, {"email": "blocked@example.com"}]),
+        state_message({"line": 2}),
+    ]
+
+    result = run_target(config, messages)
+
+    assert isinstance(result.error, InvalidRecordError)
+    assert "blocked@example.com" in str(result.error)
+    assert "suppressed" in str(result.error)
+    assert result.states == []
+
+
+def test_schema_with_an_object_column_is_refused_naming_the_column(sandbox, config):
+    schema = {**PEOPLE, "address": {"type": "object", "properties": {}}}
+    result = run_target(config, [schema_message("people", schema)])
+
+    assert isinstance(result.error, StreamError)
+    assert "'address'" in str(result.error)
+
+
+def test_a_record_with_no_merge_key_value_is_invalid(sandbox, config):
+    schema = {**PEOPLE, "email": {"type": ["string", "null"]}}
+    messages = [
+        schema_message("people", schema),
+        *record_messages("people", [{"email": None, "first_name": "Nobody"}]),
+    ]
+
+    result = run_target(config, messages)
+
+    assert isinstance(result.error, InvalidRecordError)
+    assert "merge_by" in str(result.error)
+
+
+def test_a_record_that_does_not_match_its_schema_is_invalid_not_a_traceback(sandbox, config):
+    messages = [
+        schema_message("people", {**PEOPLE, "orders": {"type": "integer"}}),
+        *record_messages("people", [{"email": "a@example.com", "orders": "many"}]),
+    ]
+
+    result = run_target(config, messages)
+
+    assert isinstance(result.error, InvalidRecordError)
+    assert "column 'orders' does not match the stream schema" in str(result.error)
+    assert not sandbox.store.people
+
+
+def test_a_malformed_date_is_an_invalid_record(sandbox, config):
+    schema = {**PEOPLE, "signup": {"type": "string", "format": "date-time"}}
+    messages = [
+        schema_message("people", schema),
+        *record_messages("people", [{"email": "a@example.com", "signup": "yesterday"}]),
+    ]
+
+    result = run_target(config, messages)
+
+    assert isinstance(result.error, InvalidRecordError)
+    assert "'signup'" in str(result.error)
+
+
+def test_env_var_config_with_numbers_as_strings(sandbox, config, tmp_path, monkeypatch):
+    monkeypatch.setenv("TARGET_ORTTO_API_KEY", API_KEY)
+    monkeypatch.setenv("TARGET_ORTTO_API_URL", config["api_url"])
+    monkeypatch.setenv("TARGET_ORTTO_REQUESTS_PER_SECOND", "25.5")
+    monkeypatch.setenv("TARGET_ORTTO_BATCH_SIZE", "50")
+    monkeypatch.setenv("TARGET_ORTTO_CREATE_CUSTOM_FIELDS", "true")
+    done = subprocess.run(
+        [sys.executable, "-m", "target_ortto", "--config", "ENV"],
+        input="".join(json.dumps(m) + "\n" for m in people_messages()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert len(sandbox.store.people) == 3
+
+
+def test_config_errors_are_config_errors():
+    from target_ortto.settings import parse_settings
+
+    with pytest.raises(ConfigError):
+        parse_settings({"api_key": "k", "region": "mars"})
