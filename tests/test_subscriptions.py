@@ -1,0 +1,219 @@
+"""Audience streams: each record sets one person's subscription to one audience."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import record_messages, run_target, schema_message, state_message
+
+from target_ortto.errors import InvalidRecordError, StreamError
+from target_ortto.fields import Invalid
+from target_ortto.subscriptions import Subscription, SubscriptionPlan
+
+PEOPLE = {"email": {"type": "string"}, "first_name": {"type": ["string", "null"]}}
+MEMBERS = {"email": {"type": "string"}, "subscribed": {"type": ["boolean", "null"]}}
+
+
+def people_and_members(rows: list[dict], stream: str = "audience_members") -> list[dict]:
+    people = [{"email": r["email"], "first_name": "X"} for r in rows]
+    return [
+        schema_message("people", PEOPLE),
+        *record_messages("people", people),
+        schema_message(stream, MEMBERS),
+        *record_messages(stream, rows),
+        state_message({"done": True}),
+    ]
+
+
+def subscriptions_by_email(sandbox, audience_id: str) -> dict[str, bool]:
+    emails = {pid: p.fields["str::email"] for pid, p in sandbox.store.people.items()}
+    return {
+        emails[pid]: s.subscribed for pid, s in sandbox.store.subscriptions(audience_id).items()
+    }
+
+
+def test_forty_rows_set_exactly_forty_states_on_the_named_audience_only(sandbox, config):
+    newsletter = sandbox.store.add_audience("Newsletter")
+    others = [sandbox.store.add_audience(n) for n in ("Welcome", "Newsletter VIP")]
+    rows = [{"email": f"m{i}@example.com", "subscribed": i % 4 != 0} for i in range(40)]
+    config["streams"] = {"audience_members": {"audience": "Newsletter"}}
+
+    result = run_target(config, people_and_members(rows))
+
+    assert result.error is None
+    assert subscriptions_by_email(sandbox, newsletter) == {
+        r["email"]: r["subscribed"] for r in rows
+    }
+    assert all(sandbox.store.subscriptions(a) == {} for a in others)
+    assert result.states == [{"done": True}]
+
+
+def test_unknown_audience_name_stops_before_any_write(sandbox, config):
+    sandbox.store.add_audience("Newsletter")
+    config["streams"] = {"audience_members": {"audience": "Newsleter"}}
+    messages = [
+        schema_message("audience_members", MEMBERS),
+        *record_messages("audience_members", [{"email": "a@example.com"}]),
+    ]
+
+    result = run_target(config, messages)
+
+    assert isinstance(result.error, StreamError)
+    assert "'Newsleter'" in str(result.error)
+    assert [r.path for r in sandbox.requests] == ["/v1/audiences/get"]
+
+
+def test_audience_names_are_exact_and_case_sensitive(sandbox, config):
+    sandbox.store.add_audience("newsletter")
+    config["streams"] = {"audience_members": {"audience": "Newsletter"}}
+
+    result = run_target(config, [schema_message("audience_members", MEMBERS)])
+
+    assert "no audience named exactly 'Newsletter'" in str(result.error)
+
+
+def test_ambiguous_audience_name_is_an_error(sandbox, config):
+    sandbox.store.add_audience("Newsletter")
+    sandbox.store.add_audience("Newsletter")
+    config["streams"] = {"audience_members": {"audience": "Newsletter"}}
+
+    result = run_target(config, [schema_message("audience_members", MEMBERS)])
+
+    assert "2 audiences named exactly 'Newsletter'" in str(result.error)
+
+
+def test_a_name_is_found_past_the_first_page_of_search_results(sandbox, config):
+    for i in range(45):
+        sandbox.store.add_audience(f"Newsletter {i:02d}")
+    wanted = sandbox.store.add_audience("Newsletter")
+    config["streams"] = {"newsletter": {"object": "audience", "audience": "Newsletter"}}
+    rows = [{"email": "late@example.com", "subscribed": True}]
+
+    result = run_target(config, people_and_members(rows, stream="newsletter"))
+
+    assert result.error is None
+    assert subscriptions_by_email(sandbox, wanted) == {"late@example.com": True}
+    assert len([r for r in sandbox.requests if r.path == "/v1/audiences/get"]) == 2
+
+
+def test_audience_by_id_and_per_row_audience_columns(sandbox, config):
+    first = sandbox.store.add_audience("First")
+    second = sandbox.store.add_audience("Second")
+    schema = {
+        **MEMBERS,
+        "audience_id": {"type": ["string", "null"]},
+        "audience_name": {"type": ["string", "null"]},
+    }
+    rows = [
+        {"email": "a@example.com", "audience_id": first},
+        {"email": "b@example.com", "audience_name": "Second", "subscribed": False},
+    ]
+    messages = [
+        schema_message("people", PEOPLE),
+        *record_messages("people", [{"email": r["email"]} for r in rows]),
+        schema_message("audiences", schema),
+        *record_messages("audiences", rows),
+    ]
+
+    result = run_target(config, messages)
+
+    assert result.error is None
+    assert subscriptions_by_email(sandbox, first) == {"a@example.com": True}
+    assert subscriptions_by_email(sandbox, second) == {"b@example.com": False}
+
+
+def test_people_ortto_cannot_find_are_invalid_with_orttos_status(sandbox, config):
+    sandbox.store.add_audience("Newsletter")
+    config["streams"] = {"audience_members": {"audience": "Newsletter"}}
+    messages = [
+        schema_message("audience_members", MEMBERS),
+        *record_messages("audience_members", [{"email": "ghost@example.com"}]),
+    ]
+
+    result = run_target(config, messages)
+
+    assert isinstance(result.error, InvalidRecordError)
+    assert "ghost@example.com" in str(result.error) and "not-found" in str(result.error)
+
+
+def test_requests_carry_at_most_100_people_of_one_audience(sandbox, config):
+    audience = sandbox.store.add_audience("Big")
+    config["streams"] = {"audience_members": {"audience": audience}}
+    rows = [{"email": f"m{i}@example.com", "subscribed": True} for i in range(250)]
+
+    run_target(config, people_and_members(rows))
+
+    sizes = sorted(r.records for r in sandbox.requests if r.path == "/v1/audience/subscribe")
+    assert sizes == [50, 100, 100]
+    assert len(sandbox.store.subscriptions(audience)) == 250
+
+
+def test_deleted_rows_unsubscribe(sandbox, config):
+    audience = sandbox.store.add_audience("Newsletter")
+    config["streams"] = {"audience_members": {"audience": audience}}
+    schema = {**MEMBERS, "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"}}
+    rows = [
+        {"email": "stay@example.com"},
+        {"email": "gone@example.com", "_sdc_deleted_at": "2026-11-01T00:00:00Z"},
+    ]
+    messages = [
+        schema_message("people", PEOPLE),
+        *record_messages("people", [{"email": r["email"]} for r in rows]),
+        schema_message("audience_members", schema),
+        *record_messages("audience_members", rows),
+    ]
+
+    run_target(config, messages)
+
+    assert subscriptions_by_email(sandbox, audience) == {
+        "stay@example.com": True,
+        "gone@example.com": False,
+    }
+
+
+def plan(audience: str | None = "Newsletter", **extra) -> SubscriptionPlan:
+    properties = {"email": {"type": "string"}, **extra}
+    return SubscriptionPlan.build("members", {"properties": properties}, audience)
+
+
+def test_plan_defaults_to_subscribed_and_reads_sms_flag():
+    sms = {"sms_opted_in": {"type": "boolean"}}
+
+    item = plan(**sms).apply({"email": "A@Example.com", "sms_opted_in": True})
+
+    assert item == Subscription(("name", "Newsletter"), "email", "A@Example.com", True, True)
+    assert item.body() == {"email": "A@Example.com", "subscribed": True, "sms_opted_in": True}
+    assert item.key == (("name", "Newsletter"), "email", "a@example.com")
+
+
+def test_plan_takes_person_id_or_external_id_when_there_is_no_email():
+    built = SubscriptionPlan.build(
+        "members", {"properties": {"person_id": {}, "externalId": {}}}, "6904f4fbf0cc08364094a968"
+    )
+
+    by_id = built.apply({"person_id": "00abc", "externalId": "x1"})
+    by_external = built.apply({"externalId": "x1"})
+
+    assert by_id.audience == ("id", "6904f4fbf0cc08364094a968")
+    assert (by_id.identity, by_external.identity) == ("person_id", "external_id")
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ({"email": "nope"}, "not a valid email"),
+        ({"email": None}, "no value in email"),
+        ({"email": "a@b.co", "subscribed": "maybe"}, "not true or false"),
+    ],
+)
+def test_plan_refuses_records_it_cannot_subscribe(record, reason):
+    item = plan(subscribed={"type": "string"}).apply(record)
+
+    assert isinstance(item, Invalid)
+    assert reason in item.reason
+
+
+def test_plan_needs_an_identity_column_and_an_audience():
+    with pytest.raises(StreamError, match="no email, person_id or external_id"):
+        SubscriptionPlan.build("members", {"properties": {"name": {}}}, "A")
+    with pytest.raises(StreamError, match="which audience"):
+        SubscriptionPlan.build("members", {"properties": {"email": {}}}, None)
