@@ -116,9 +116,7 @@ def custom_fields(client: OrttoClient, obj: OrttoObject) -> dict[str, str]:
 
 def create_custom_field(client: OrttoClient, obj: OrttoObject, name: str, display_type: str) -> str:
     """Create a custom field; returns the field ID Ortto gave it."""
-    body: dict[str, Any] = {"name": name, "type": display_type, "track_changes": False}
-    if display_type == "multi_select":
-        body["values"] = []
+    body = {"name": name, "type": display_type, "track_changes": False}
     answer = client.request("POST", obj.custom_field_create_path, body)
     return str((answer or {}).get("field_id", ""))
 

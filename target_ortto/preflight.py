@@ -64,6 +64,9 @@ class Preflight:
                 raise StreamError(_clash_message(plan, clashes))
             if missing and not self.create:
                 raise StreamError(_missing_message(plan, missing))
+            selects = [c for c in missing if c.display_type == "multi_select"]
+            if selects:
+                raise StreamError(_select_message(plan, selects))
             for column in missing:
                 if not self.dry_run:
                     self._create(plan.obj, column)
@@ -109,6 +112,16 @@ def _missing_message(plan: FieldPlan, missing: list[Column]) -> str:
         "columns, so it would reject every record:\n" + "\n".join(lines) + "\n"
         "Fix: create them in Ortto (Settings > Custom fields) with those names and types, or "
         "set create_custom_fields: true to let target-ortto create them. Nothing was written."
+    )
+
+
+def _select_message(plan: FieldPlan, selects: list[Column]) -> str:
+    lines = [f"  - {c.field_id} from column '{c.name}'" for c in selects]
+    return (
+        f"Stream '{plan.stream_name}': these multi-select custom fields do not exist, and "
+        "Ortto needs their list of options to create them:\n" + "\n".join(lines) + "\n"
+        "Fix: create them in Ortto with their options, or map the column to a text field "
+        "(field_map) or to tags. Nothing was written."
     )
 
 
