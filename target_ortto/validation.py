@@ -20,8 +20,11 @@ class RecordValidator(BaseJSONSchemaValidator):
 
     def __init__(self, schema: dict[str, Any]) -> None:
         super().__init__(schema)
+        # Flattening (and stream maps) can remove a property but leave it in `required`.
+        properties = schema.get("properties") or {}
+        required = [name for name in schema.get("required", []) if name in properties]
         try:
-            self._check = fastjsonschema.compile(schema)
+            self._check = fastjsonschema.compile({**schema, "required": required})
         except fastjsonschema.JsonSchemaDefinitionException as exc:
             raise InvalidJSONSchema(f"The stream's JSON schema is not valid: {exc}") from exc
         self._failed: tuple[int, str] | None = None
