@@ -63,7 +63,7 @@ def merge(
     if options.skip_non_existing:
         request["skip_non_existing"] = True
     try:
-        answer = client.request("POST", obj.merge_path, request)
+        answer = client.request("POST", obj.path("merge"), request)
     except BadRequest as exc:
         details = exc.body.get("details") if isinstance(exc.body, dict) else None
         if isinstance(details, list) and len(details) == len(bodies):
@@ -77,7 +77,7 @@ def merge(
     entries = _result_entries(answer, obj)
     if len(entries) != len(bodies):
         raise ApiError(
-            f"POST {obj.merge_path}: Ortto answered {len(entries)} results for "
+            f"POST {obj.path('merge')}: Ortto answered {len(entries)} results for "
             f"{len(bodies)} records, so it is unknown which were written. Nothing after "
             "the last emitted STATE is confirmed; rerun to resume."
         )
@@ -105,7 +105,7 @@ def _outcome(entry: Any, obj: OrttoObject) -> Outcome:
 
 def custom_fields(client: OrttoClient, obj: OrttoObject) -> dict[str, str]:
     """Existing custom fields: field ID -> display type (people and accounts differ in shape)."""
-    answer = client.request("POST", obj.custom_field_get_path, {})
+    answer = client.request("POST", obj.path("custom-field/get"), {})
     fields: dict[str, str] = {}
     for entry in (answer or {}).get("fields") or []:
         item = entry.get("field", entry) if isinstance(entry, dict) else {}
@@ -117,7 +117,7 @@ def custom_fields(client: OrttoClient, obj: OrttoObject) -> dict[str, str]:
 def create_custom_field(client: OrttoClient, obj: OrttoObject, name: str, display_type: str) -> str:
     """Create a custom field; returns the field ID Ortto gave it."""
     body = {"name": name, "type": display_type, "track_changes": False}
-    answer = client.request("POST", obj.custom_field_create_path, body)
+    answer = client.request("POST", obj.path("custom-field/create"), body)
     return str((answer or {}).get("field_id", ""))
 
 
@@ -175,3 +175,29 @@ def subscribe(
                 Outcome(status or "invalid", error=f"status '{status}', person '{person}'")
             )
     return outcomes
+
+
+def archive(client: OrttoClient, obj: OrttoObject, ids: Sequence[str]) -> None:
+    """Archive up to 100 people or accounts by Ortto ID."""
+    client.request("PUT", obj.path("archive"), {"inclusion_ids": list(ids)})
+
+
+def delete(client: OrttoClient, obj: OrttoObject, ids: Sequence[str]) -> None:
+    """Delete up to 100 archived people or accounts by Ortto ID (Ortto deletes only archived)."""
+    client.request("DELETE", obj.path("delete"), {"inclusion_ids": list(ids)})
+
+
+def find_id(client: OrttoClient, obj: OrttoObject, field_id: str, value: Any) -> str | None:
+    """The Ortto ID of the record whose `field_id` equals `value`, if there is one."""
+    prefix = field_id.split(":", 1)[0]
+    answer = client.request(
+        "POST",
+        obj.path("get"),
+        {
+            "limit": 1,
+            "fields": [field_id],
+            "filter": {f"${prefix}::is": {"field_id": field_id, "value": value}},
+        },
+    )
+    found = answer.get(obj.get_key) if isinstance(answer, dict) else None
+    return str(found[0]["id"]) if isinstance(found, list) and found else None

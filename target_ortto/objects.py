@@ -30,7 +30,8 @@ class OrttoObject:
     """What Ortto calls the object, where it is merged and how its fields are named."""
 
     name: str
-    merge_path: str
+    api_segment: str  # /v1/<segment>/merge, /archive, /get ...
+    get_key: str  # the list in a /get answer
     body_key: str
     result_keys: tuple[str, ...]
     id_key: str
@@ -40,9 +41,11 @@ class OrttoObject:
     aliases: Mapping[str, str]
     default_merge_by: tuple[str, ...]
     modes: Mapping[str, tuple[int, bool]]
-    custom_field_get_path: str
-    custom_field_create_path: str
     stream_names: frozenset[str] = field(default_factory=frozenset)
+
+    def path(self, action: str) -> str:
+        """`merge`, `archive`, `custom-field/get` ... -> the endpoint's path."""
+        return f"/v1/{self.api_segment}/{action}"
 
     def custom_field_id(self, ortto_type: str, name: str) -> str:
         return f"{ortto_type}:{self.custom_namespace}:{name}"
@@ -53,7 +56,8 @@ class OrttoObject:
 
 PERSON = OrttoObject(
     name="person",
-    merge_path="/v1/person/merge",
+    api_segment="person",
+    get_key="contacts",
     body_key="people",
     result_keys=("people",),
     id_key="person_id",
@@ -115,8 +119,6 @@ PERSON = OrttoObject(
     ),
     default_merge_by=("str::email",),
     modes=_MODES,
-    custom_field_get_path="/v1/person/custom-field/get",
-    custom_field_create_path="/v1/person/custom-field/create",
     stream_names=frozenset(
         {"people", "person", "persons", "contacts", "contact", "users", "customers"}
     ),
@@ -124,7 +126,8 @@ PERSON = OrttoObject(
 
 ACCOUNT = OrttoObject(
     name="account",
-    merge_path="/v1/accounts/merge",
+    api_segment="accounts",
+    get_key="accounts",
     body_key="accounts",
     result_keys=("accounts", "organizations"),
     id_key="account_id",
@@ -168,8 +171,6 @@ ACCOUNT = OrttoObject(
     ),
     default_merge_by=("str:o:name",),
     modes=MappingProxyType({k: v for k, v in _MODES.items() if k != "update"}),
-    custom_field_get_path="/v1/accounts/custom-field/get",
-    custom_field_create_path="/v1/accounts/custom-field/create",
     stream_names=frozenset(
         {"accounts", "account", "organizations", "organization", "orgs", "companies", "company"}
     ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -9,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks import BatchSink
 
-from target_ortto import api
+from target_ortto import api, deletes
+from target_ortto.deletes import Deletion
 from target_ortto.fields import FieldPlan, Invalid, MergeRecord
+from target_ortto.ledger import ledger_key, payload_hash
 from target_ortto.objects import FIND_STRATEGIES, MERGE_OBJECTS
 from target_ortto.subscriptions import Subscription, SubscriptionPlan
 from target_ortto.validation import RecordValidator
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
 DRY_RUN_SAMPLES = 3
 _SDC_DELETED_AT = "_sdc_deleted_at"
 COUNTED = frozenset({"created", "merged", "subscribed", "unsubscribed"})
+Pending = list[tuple[Any, dict]]  # (item to send, the record it came from)
 
 
 class OrttoSink(BatchSink):
@@ -28,7 +32,8 @@ class OrttoSink(BatchSink):
 
     Records with the same key in one drain are folded into one (later values win), so no
     two concurrent requests ever touch the same Ortto record. `process_batch` returns only
-    when Ortto has answered every request: the SDK emits STATE only after that.
+    when Ortto has answered every request and the ledger recorded it: the SDK emits STATE
+    only after that.
     """
 
     def __init__(self, target: Any, stream_name: str, schema: dict, key_properties: Any) -> None:
@@ -38,6 +43,40 @@ class OrttoSink(BatchSink):
         # A drain fans out into up to `max_concurrency` requests of `batch_size` records.
         self.MAX_SIZE_DEFAULT = self.run.settings.batch_size * self.run.settings.max_concurrency * 2
         self._samples_shown = 0
+        self._snapshot = self.stream_settings.full_snapshot
+
+    # --- what each kind of sink provides ------------------------------------------------
+
+    def map_record(self, record: Mapping[str, Any]) -> Any:
+        """The record as the item this sink sends (it has a `.key`), or `Invalid`."""
+        raise NotImplementedError
+
+    def fold(self, earlier: Any, later: Any) -> Any:
+        """Combine two items with the same key; the later one wins."""
+        return later
+
+    def send(self, pending: Pending) -> list[tuple[Pending, list[api.Outcome]]]:
+        """Send one drain's items; return each request's items with Ortto's outcomes."""
+        raise NotImplementedError
+
+    def remove_left(self, entries: list[tuple[str, str | None]]) -> None:
+        """Apply what records that left the source (or were deleted there) should become."""
+        raise NotImplementedError
+
+    def payload(self, item: Any) -> Any:
+        """What decides whether an item changed since Ortto last acknowledged it."""
+        return item.body()
+
+    def describe(self, record: Mapping[str, Any]) -> str:
+        """The record's identity in messages."""
+        shown = {k: record.get(k) for k in self.key_properties}
+        return ", ".join(f"{k}={v!r}" for k, v in shown.items()) or "(no key)"
+
+    # --- the SDK's hooks -------------------------------------------------------------------
+
+    def setup(self) -> None:
+        super().setup()
+        self.run.active_sinks[self.stream_name] = self
 
     def get_validator(self) -> RecordValidator | None:
         return RecordValidator(self.schema) if self.validate_schema else None
@@ -50,23 +89,6 @@ class OrttoSink(BatchSink):
             return DatetimeErrorTreatmentEnum.NULL
         return DatetimeErrorTreatmentEnum.ERROR
 
-    def map_record(self, record: Mapping[str, Any]) -> Any:
-        """The record as the item this sink sends (it has a `.key`), or `Invalid`."""
-        raise NotImplementedError
-
-    def fold(self, earlier: Any, later: Any) -> Any:
-        """Combine two items with the same key; the later one wins."""
-        return later
-
-    def send(self, pending: list[tuple[Any, dict]]) -> None:
-        """Send one drain's items and account for every outcome."""
-        raise NotImplementedError
-
-    def describe(self, record: Mapping[str, Any]) -> str:
-        """The record's identity in messages."""
-        shown = {k: record.get(k) for k in self.key_properties}
-        return ", ".join(f"{k}={v!r}" for k, v in shown.items()) or "(no key)"
-
     def process_record(self, record: dict, context: dict) -> None:
         self.run.report.count(self.stream_name, "read")
         problem = self._validator.problem(record) if self._validator is not None else None
@@ -78,32 +100,109 @@ class OrttoSink(BatchSink):
         earlier = pending.get(item.key)
         if earlier is not None:
             item = self.fold(earlier[0], item)
+            self.run.report.count(self.stream_name, "folded")
             self.tally_duplicate_merged()
         pending[item.key] = (item, record)
 
     def process_batch(self, context: dict) -> None:
         pending = list(context.get("pending", {}).values())
+        deletions = [item for item, _ in pending if isinstance(item, Deletion)]
+        if deletions:
+            self._queue_deletions(deletions)
+        pending = self._changed([p for p in pending if not isinstance(p[0], Deletion)])
         if not pending:
             return
         if self.run.settings.dry_run:
-            self.run.report.count(self.stream_name, "planned", len(pending))
-            for item, _ in pending[: max(0, DRY_RUN_SAMPLES - self._samples_shown)]:
-                self.logger.info("Dry run: would send for '%s': %s", self.stream_name, item.body())
-                self._samples_shown += 1
+            self._show_plan(pending)
             return
-        self.send(pending)
+        for chunk, outcomes in self.send(pending):
+            self._account(chunk, outcomes)
 
-    def account(self, pending: list[tuple[Any, dict]], outcomes: list[api.Outcome]) -> None:
-        """Count each acknowledged record; hand each refused one to `on_invalid_record`."""
+    def activate_version(self, new_version: int) -> None:
+        """The source sent its whole table: drain, then what was not seen has left."""
+        if self.current_size:
+            self.process_batch(self.start_drain())
+            self.mark_drained()
+        self._snapshot = True
+        self.finish_stream()
+
+    def clean_up(self) -> None:
+        # Only the stream's current sink finishes it: an older sink (replaced by a schema
+        # change) is cleaned up before the current one's last drain.
+        if self.run.active_sinks.get(self.stream_name) is self:
+            self.finish_stream()
+        super().clean_up()
+
+    # --- steps -------------------------------------------------------------------------------
+
+    def _changed(self, pending: Pending) -> Pending:
+        """Drop records whose payload Ortto already acknowledged (`skip_unchanged`)."""
+        if not pending or not self.run.settings.skip_unchanged:
+            return pending
+        hashes = {ledger_key(item.key): payload_hash(self.payload(item)) for item, _ in pending}
+        same = self.run.ledger.unchanged(
+            self.stream_name, hashes, mark_seen=not self.run.settings.dry_run
+        )
+        if same:
+            self.run.report.count(self.stream_name, "unchanged", len(same))
+        return [p for p in pending if ledger_key(p[0].key) not in same]
+
+    def _account(self, chunk: Pending, outcomes: list[api.Outcome]) -> None:
+        """Count each acknowledged record (and ledger it); refused ones go to on_invalid_record."""
         report = self.run.report
-        report.count(self.stream_name, "sent", len(pending))
-        for (_, record), outcome in zip(pending, outcomes, strict=True):
+        report.count(self.stream_name, "sent", len(chunk))
+        acknowledged = []
+        for (item, record), outcome in zip(chunk, outcomes, strict=True):
             if outcome.acknowledged:
                 status = outcome.status
                 report.count(self.stream_name, status if status in COUNTED else "accepted")
+                digest = payload_hash(self.payload(item))
+                acknowledged.append((ledger_key(item.key), digest, outcome.ortto_id))
             else:
                 reason = f"Ortto answered '{outcome.status}': {outcome.error}"
                 report.invalid(self.stream_name, self.describe(record), reason, record)
+        self.run.ledger.acknowledge(self.stream_name, acknowledged)
+
+    def _show_plan(self, pending: Pending) -> None:
+        self.run.report.count(self.stream_name, "planned", len(pending))
+        for item, _ in pending[: max(0, DRY_RUN_SAMPLES - self._samples_shown)]:
+            self.logger.info("Dry run: would send for '%s': %s", self.stream_name, item.body())
+            self._samples_shown += 1
+
+    def _queue_deletions(self, deletions: list[Deletion]) -> None:
+        """Deletions are applied at the stream's end, after the max_deletes check; until
+        then they wait in the ledger, so a STATE emitted meanwhile cannot lose them."""
+        if self.stream_settings.delete_behavior == "none":
+            self.run.report.count(self.stream_name, "kept", len(deletions))
+            return
+        entries = [(ledger_key(d.key), None) for d in deletions]
+        if self.run.settings.dry_run:
+            self.run.report.count(self.stream_name, "planned_deletes", len(entries))
+        else:
+            self.run.ledger.queue_deletions(self.stream_name, entries)
+
+    def finish_stream(self) -> None:
+        """Apply queued deletions and, for full snapshots, remove what left the source."""
+        if self.removal_action() == "none":
+            return
+        ledger = self.run.ledger
+        entries = ledger.queued_deletions(self.stream_name)
+        if self._snapshot:
+            entries += ledger.not_seen(self.stream_name)
+        if not entries:
+            return
+        entries = list(dict(entries).items())
+        action = self.removal_action()
+        deletes.check_limit(
+            self.stream_name, len(entries), self.stream_settings.max_deletes, action
+        )
+        if self.run.settings.dry_run:
+            self.run.report.count(self.stream_name, "planned_deletes", len(entries))
+            return
+        self.remove_left(entries)
+
+    def removal_action(self) -> str:
+        return self.stream_settings.delete_behavior
 
     # The SDK strips `_sdc_deleted_at` unless all record metadata is on (halving
     # throughput); deletes must be seen, so keep just that one.
@@ -150,26 +249,53 @@ class MergeSink(OrttoSink):
         super().setup()
         created = self.run.preflight.check(self.plan)
         if created and self.run.settings.dry_run:
-            self.logger.info(
-                "Dry run: would create custom fields %s", [c.field_id for c in created]
-            )
+            fields = [c.field_id for c in created]
+            self.logger.info("Dry run: would create custom fields %s", fields)
 
-    def map_record(self, record: Mapping[str, Any]) -> MergeRecord | Invalid:
-        return self.plan.apply(record)
+    def map_record(self, record: Mapping[str, Any]) -> MergeRecord | Deletion | Invalid:
+        mapped = self.plan.apply(record)
+        if record.get(_SDC_DELETED_AT) is not None and isinstance(mapped, MergeRecord):
+            return Deletion(mapped.key)
+        return mapped
 
-    def fold(self, earlier: MergeRecord, later: MergeRecord) -> MergeRecord:
+    def fold(self, earlier: Any, later: Any) -> Any:
+        if isinstance(earlier, Deletion) or isinstance(later, Deletion):
+            return later
         earlier.fold(later)
         return earlier
 
-    def send(self, pending: list[tuple[MergeRecord, dict]]) -> None:
+    def payload(self, item: MergeRecord) -> Any:
+        return [item.body(), self.options.merge_strategy, self.options.skip_non_existing]
+
+    def send(self, pending: Pending) -> list[tuple[Pending, list[api.Outcome]]]:
         size = self.run.settings.batch_size
         chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
         merge = partial(api.merge, self.run.client, self.obj, options=self.options)
         results = self.run.client.run_all(
             partial(merge, [item.body() for item, _ in chunk]) for chunk in chunks
         )
-        for chunk, outcomes in zip(chunks, results, strict=True):
-            self.account(chunk, outcomes)
+        return list(zip(chunks, results, strict=True))
+
+    def remove_left(self, entries: list[tuple[str, str | None]]) -> None:
+        behavior, report, client = self.removal_action(), self.run.report, self.run.client
+        keys = [key for key, _ in entries]
+        if behavior == "clear":
+            outcomes = deletes.clear(client, self.plan, keys, self.run.settings.async_merge)
+            report.count(self.stream_name, "cleared", sum(o.acknowledged for o in outcomes))
+        elif behavior in {"archive", "delete"}:
+            removed, missing = deletes.remove(client, self.plan, entries, behavior == "delete")
+            report.count(self.stream_name, "archived", len(removed))
+            if behavior == "delete":
+                report.count(self.stream_name, "deleted", len(removed))
+            if missing:
+                self.logger.warning(
+                    "Stream '%s': %d records to %s were not found in Ortto: %s",
+                    self.stream_name,
+                    len(missing),
+                    behavior,
+                    missing[:5],
+                )
+        self.run.ledger.forget(self.stream_name, keys)
 
     def describe(self, record: Mapping[str, Any]) -> str:
         names = [c.name for c in self.plan.columns if c.field_id in self.plan.merge_by]
@@ -208,8 +334,8 @@ class AudienceSink(OrttoSink):
             self.audience_id(item.audience)  # an unknown name stops the run before a write
         return item
 
-    def send(self, pending: list[tuple[Subscription, dict]]) -> None:
-        groups: dict[str, list[tuple[Subscription, dict]]] = {}
+    def send(self, pending: Pending) -> list[tuple[Pending, list[api.Outcome]]]:
+        groups: dict[str, Pending] = {}
         for item, record in pending:
             groups.setdefault(self.audience_id(item.audience), []).append((item, record))
         chunks = [
@@ -221,8 +347,23 @@ class AudienceSink(OrttoSink):
             partial(api.subscribe, self.run.client, audience_id, [s.body() for s, _ in chunk])
             for audience_id, chunk in chunks
         )
-        for (_, chunk), outcomes in zip(chunks, results, strict=True):
-            self.account(chunk, outcomes)
+        return [(chunk, outcomes) for (_, chunk), outcomes in zip(chunks, results, strict=True)]
+
+    def removal_action(self) -> str:
+        return "unsubscribe"
+
+    def remove_left(self, entries: list[tuple[str, str | None]]) -> None:
+        """People who left an audience snapshot are unsubscribed from it."""
+        leaving = []
+        for key, _ in entries:
+            audience, identity, value = json.loads(key)
+            subscription = Subscription(tuple(audience), identity, value, subscribed=False)
+            leaving.append((subscription, {identity: value}))
+        for chunk, outcomes in self.send(leaving):
+            self.run.report.count(self.stream_name, "sent", len(chunk))
+            done = [o for o in outcomes if o.acknowledged]
+            self.run.report.count(self.stream_name, "unsubscribed", len(done))
+        self.run.ledger.forget(self.stream_name, [key for key, _ in entries])
 
     def describe(self, record: Mapping[str, Any]) -> str:
         for column, _ in self.plan.identity_columns:

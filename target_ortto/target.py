@@ -14,6 +14,7 @@ from singer_sdk.target_base import Target
 
 from target_ortto.client import OrttoClient
 from target_ortto.errors import OrttoError
+from target_ortto.ledger import Ledger
 from target_ortto.preflight import Preflight
 from target_ortto.report import JsonLinesFile, RunReport
 from target_ortto.settings import DELETE_BEHAVIORS, REGION_URLS, Settings, parse_settings
@@ -101,13 +102,16 @@ class Run:
             create=settings.create_custom_fields,
             dry_run=settings.dry_run,
         )
+        self.ledger = Ledger(settings.ledger_path)
         self.audience_ids: dict[str, str] = {}  # audience name -> ID, looked up once
+        self.active_sinks: dict[str, Any] = {}  # stream -> its current sink
         self.lock = threading.Lock()
         self.report.start_progress()
 
     def close(self) -> list[str]:
         lines = self.report.finish()
         self.client.close()
+        self.ledger.close()
         if self.request_log:
             self.request_log.close()
         return lines

@@ -1,0 +1,96 @@
+"""Records deleted at the source, or gone from a full snapshot: what Ortto should do.
+
+`delete_behavior` decides for people and accounts (none / clear / archive / delete);
+audience memberships are always unsubscribed. `max_deletes` is checked before anything is
+removed, so a broken source cannot empty the CDP.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from target_ortto import api
+from target_ortto.client import OrttoClient
+from target_ortto.errors import OrttoError
+from target_ortto.fields import FieldPlan
+from target_ortto.objects import FIND_STRATEGIES
+
+ID_BATCH = 100  # Ortto takes up to 100 IDs per archive or delete call
+
+
+class TooManyDeletesError(OrttoError):
+    """A run would remove more than `max_deletes`; nothing was removed."""
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """A record deleted at the source (`_sdc_deleted_at`), to be applied at the stream's end."""
+
+    key: tuple[Any, ...]
+
+    def body(self) -> dict[str, Any]:
+        return {"delete": list(self.key)}
+
+
+def check_limit(stream: str, count: int, max_deletes: int, action: str) -> None:
+    if count > max_deletes:
+        raise TooManyDeletesError(
+            f"Stream '{stream}': this run would {action} {count} records, more than "
+            f"max_deletes={max_deletes}; nothing was removed. If the source really lost "
+            f"that many rows, raise streams.{stream}.max_deletes for one run."
+        )
+
+
+def key_fields(key_text: str) -> dict[str, Any] | None:
+    """The merge fields a ledger key stands for ({"str::email": "a@b.co"}), if plain values."""
+    key = json.loads(key_text)
+    pairs = key if key and isinstance(key[0], list) else [key]
+    fields = {f: v for f, v in pairs if v is not None}
+    return fields if all(isinstance(v, (str, int)) for v in fields.values()) else None
+
+
+def clear(
+    client: OrttoClient, plan: FieldPlan, keys: list[str], async_merge: bool
+) -> list[api.Outcome]:
+    """Set every mapped field to null on existing records; never creates one."""
+    cleared = {c.field_id: None for c in plan.columns if c.field_id not in plan.merge_by}
+    bodies = [{"fields": {**(key_fields(k) or {}), **cleared}} for k in keys]
+    options = api.MergeOptions(
+        merge_by=plan.merge_by,
+        merge_strategy=2,
+        find_strategy=FIND_STRATEGIES["any"] if len(plan.merge_by) == 1 else plan.find_strategy,
+        skip_non_existing=True,
+        async_merge=async_merge,
+    )
+    outcomes: list[api.Outcome] = []
+    for start in range(0, len(bodies), ID_BATCH):
+        outcomes += api.merge(client, plan.obj, bodies[start : start + ID_BATCH], options)
+    return outcomes
+
+
+def remove(
+    client: OrttoClient, plan: FieldPlan, entries: list[tuple[str, str | None]], delete: bool
+) -> tuple[list[str], list[str]]:
+    """Archive (and, with `delete`, then delete) records; returns (removed keys, not found)."""
+    ids: dict[str, str] = {}
+    missing: list[str] = []
+    for key, ortto_id in entries:
+        if ortto_id is None:
+            fields = key_fields(key) or {}
+            field_id = next(iter(fields), None)
+            ortto_id = (
+                api.find_id(client, plan.obj, field_id, fields[field_id]) if field_id else None
+            )
+        if ortto_id is None:
+            missing.append(key)
+        else:
+            ids[key] = ortto_id
+    id_list = list(ids.values())
+    for start in range(0, len(id_list), ID_BATCH):
+        batch = id_list[start : start + ID_BATCH]
+        api.archive(client, plan.obj, batch)
+        if delete:
+            api.delete(client, plan.obj, batch)
+    return list(ids), missing
