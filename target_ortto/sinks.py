@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,11 @@ DRY_RUN_SAMPLES = 3
 _SDC_DELETED_AT = "_sdc_deleted_at"
 COUNTED = frozenset({"created", "merged", "subscribed", "unsubscribed"})
 Pending = list[tuple[Any, dict]]  # (item to send, the record it came from)
+Request = tuple[Pending, Callable[[], list[api.Outcome]]]  # items, and a call sending them
+
+
+def _chunked(items: Pending, size: int) -> list[Pending]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 class OrttoSink(BatchSink):
@@ -55,8 +60,8 @@ class OrttoSink(BatchSink):
         """Combine two items with the same key; the later one wins."""
         return later
 
-    def send(self, pending: Pending) -> list[tuple[Pending, list[api.Outcome]]]:
-        """Send one drain's items; return each request's items with Ortto's outcomes."""
+    def requests(self, pending: Pending) -> list[Request]:
+        """One drain's items split into requests: (the items, a call that sends them)."""
         raise NotImplementedError
 
     def remove_left(self, entries: list[tuple[str, str | None]]) -> None:
@@ -115,8 +120,9 @@ class OrttoSink(BatchSink):
         if self.run.settings.dry_run:
             self._show_plan(pending)
             return
-        for chunk, outcomes in self.send(pending):
-            self._account(chunk, outcomes)
+        self.run.client.run_all(
+            partial(self._send_and_account, chunk, send) for chunk, send in self.requests(pending)
+        )
 
     def activate_version(self, new_version: int) -> None:
         """The source sent its whole table: drain, then what was not seen has left."""
@@ -147,8 +153,11 @@ class OrttoSink(BatchSink):
             self.run.report.count(self.stream_name, "unchanged", len(same))
         return [p for p in pending if ledger_key(p[0].key) not in same]
 
-    def _account(self, chunk: Pending, outcomes: list[api.Outcome]) -> None:
-        """Count each acknowledged record (and ledger it); refused ones go to on_invalid_record."""
+    def _send_and_account(self, chunk: Pending, send: Callable[[], list[api.Outcome]]) -> None:
+        """Send one request; count each acknowledged record and ledger it at once (so work
+        Ortto took is remembered even if another request of the drain fails); refused
+        records go to `on_invalid_record`."""
+        outcomes = send()
         report = self.run.report
         report.count(self.stream_name, "sent", len(chunk))
         acknowledged = []
@@ -267,14 +276,13 @@ class MergeSink(OrttoSink):
     def payload(self, item: MergeRecord) -> Any:
         return [item.body(), self.options.merge_strategy, self.options.skip_non_existing]
 
-    def send(self, pending: Pending) -> list[tuple[Pending, list[api.Outcome]]]:
+    def requests(self, pending: Pending) -> list[Request]:
         size = self.run.settings.batch_size
-        chunks = [pending[i : i + size] for i in range(0, len(pending), size)]
         merge = partial(api.merge, self.run.client, self.obj, options=self.options)
-        results = self.run.client.run_all(
-            partial(merge, [item.body() for item, _ in chunk]) for chunk in chunks
-        )
-        return list(zip(chunks, results, strict=True))
+        return [
+            (chunk, partial(merge, [item.body() for item, _ in chunk]))
+            for chunk in _chunked(pending, size)
+        ]
 
     def remove_left(self, entries: list[tuple[str, str | None]]) -> None:
         behavior, report, client = self.removal_action(), self.run.report, self.run.client
@@ -334,20 +342,16 @@ class AudienceSink(OrttoSink):
             self.audience_id(item.audience)  # an unknown name stops the run before a write
         return item
 
-    def send(self, pending: Pending) -> list[tuple[Pending, list[api.Outcome]]]:
+    def requests(self, pending: Pending) -> list[Request]:
         groups: dict[str, Pending] = {}
         for item, record in pending:
             groups.setdefault(self.audience_id(item.audience), []).append((item, record))
-        chunks = [
-            (audience_id, group[i : i + api.SUBSCRIBE_BATCH])
+        subscribe = partial(api.subscribe, self.run.client)
+        return [
+            (chunk, partial(subscribe, audience_id, [s.body() for s, _ in chunk]))
             for audience_id, group in groups.items()
-            for i in range(0, len(group), api.SUBSCRIBE_BATCH)
+            for chunk in _chunked(group, api.SUBSCRIBE_BATCH)
         ]
-        results = self.run.client.run_all(
-            partial(api.subscribe, self.run.client, audience_id, [s.body() for s, _ in chunk])
-            for audience_id, chunk in chunks
-        )
-        return [(chunk, outcomes) for (_, chunk), outcomes in zip(chunks, results, strict=True)]
 
     def removal_action(self) -> str:
         return "unsubscribe"
@@ -359,10 +363,15 @@ class AudienceSink(OrttoSink):
             audience, identity, value = json.loads(key)
             subscription = Subscription(tuple(audience), identity, value, subscribed=False)
             leaving.append((subscription, {identity: value}))
-        for chunk, outcomes in self.send(leaving):
-            self.run.report.count(self.stream_name, "sent", len(chunk))
-            done = [o for o in outcomes if o.acknowledged]
-            self.run.report.count(self.stream_name, "unsubscribed", len(done))
+        results = self.run.client.run_all(send for _, send in self.requests(leaving))
+        done = sum(o.acknowledged for outcomes in results for o in outcomes)
+        self.run.report.count(self.stream_name, "unsubscribed", done)
+        if done < len(leaving):
+            self.logger.warning(
+                "Stream '%s': %d people who left could not be unsubscribed (not found in Ortto)",
+                self.stream_name,
+                len(leaving) - done,
+            )
         self.run.ledger.forget(self.stream_name, [key for key, _ in entries])
 
     def describe(self, record: Mapping[str, Any]) -> str:

@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from singer_sdk import typing as th
+from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
@@ -121,6 +122,14 @@ class TargetOrtto(Target):
     """Singer target for Ortto: people, accounts and audience subscriptions."""
 
     name = "target-ortto"
+    capabilities = [  # noqa: RUF012 (the SDK's own declaration is a plain list)
+        PluginCapabilities.ABOUT,
+        PluginCapabilities.STREAM_MAPS,
+        PluginCapabilities.FLATTENING,
+        PluginCapabilities.STRUCTURED_LOGGING,
+        PluginCapabilities.ACTIVATE_VERSION,
+        TargetCapabilities.VALIDATE_RECORDS,
+    ]
 
     config_jsonschema = th.PropertiesList(
         th.Property(

@@ -14,7 +14,9 @@ The SDK's test streams have no emails, so each is configured as a person stream 
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import API_KEY
@@ -72,6 +74,9 @@ CONFIG = {
     "create_custom_fields": True,
     "flattening_enabled": True,
     "flattening_max_depth": 2,
+    # The standard tests reuse stream names across tests; the ledger would skip repeats.
+    "skip_unchanged": False,
+    "ledger_path": str(Path(tempfile.mkdtemp(prefix="target-ortto-sdk-")) / "ledger.sqlite"),
     "streams": STREAMS,
 }
 

@@ -193,6 +193,7 @@ def test_env_var_config_with_numbers_as_strings(sandbox, config, tmp_path, monke
     monkeypatch.setenv("TARGET_ORTTO_REQUESTS_PER_SECOND", "25.5")
     monkeypatch.setenv("TARGET_ORTTO_BATCH_SIZE", "50")
     monkeypatch.setenv("TARGET_ORTTO_CREATE_CUSTOM_FIELDS", "true")
+    monkeypatch.setenv("TARGET_ORTTO_LEDGER_PATH", str(tmp_path / "ledger.sqlite"))
     done = subprocess.run(
         [sys.executable, "-m", "target_ortto", "--config", "ENV"],
         input="".join(json.dumps(m) + "\n" for m in people_messages()),

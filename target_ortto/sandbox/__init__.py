@@ -1,0 +1,23 @@
+"""A local, offline stand-in for Ortto's API, for testing pipelines without an Ortto account.
+
+It imports nothing from the target: it is an independent fake built from Ortto's documented
+and recorded behaviour, so the target can be tested against it like against the real API.
+
+    with Sandbox(api_key="key") as sandbox:
+        ...  # point the target's api_url at sandbox.url, then inspect sandbox.store
+"""
+
+from .server import Faults, RequestRecord, Sandbox
+from .store import ApiError, Audience, CustomField, Record, Store, Subscription
+
+__all__ = [
+    "ApiError",
+    "Audience",
+    "CustomField",
+    "Faults",
+    "Record",
+    "RequestRecord",
+    "Sandbox",
+    "Store",
+    "Subscription",
+]

@@ -1,0 +1,250 @@
+"""The sync ledger: unchanged records are skipped, deletes and snapshot leavers removed."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import record_messages, run_target, schema_message, state_message
+
+from target_ortto.deletes import TooManyDeletesError
+from target_ortto.ledger import Ledger, ledger_key, payload_hash
+
+PEOPLE = {
+    "email": {"type": "string"},
+    "first_name": {"type": ["string", "null"]},
+    "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"},
+}
+
+
+def people(count: int, changed: int = 0) -> list[dict]:
+    return [
+        {"email": f"p{i}@example.com", "first_name": "New" if i < changed else f"P{i}"}
+        for i in range(count)
+    ]
+
+
+def messages(records: list[dict], stream: str = "people") -> list[dict]:
+    return [
+        schema_message(stream, PEOPLE),
+        *record_messages(stream, records),
+        state_message({"done": len(records)}),
+    ]
+
+
+def merged(sandbox, since: int = 0) -> int:
+    """People sent in person merges since request number `since`."""
+    return sum(r.records for r in sandbox.requests[since:] if r.path == "/v1/person/merge")
+
+
+def test_four_runs_send_only_what_changed_and_remove_what_left(sandbox, config):
+    config["streams"] = {"people": {"full_snapshot": True, "delete_behavior": "delete"}}
+
+    run_target(config, messages(people(500)))
+    assert merged(sandbox) == 500
+
+    mark = len(sandbox.requests)
+    result = run_target(config, messages(people(500)))
+    assert merged(sandbox, mark) == 0
+    assert result.states == [{"done": 500}]
+
+    mark = len(sandbox.requests)
+    run_target(config, messages(people(500, changed=5)))
+    assert merged(sandbox, mark) == 5
+    assert sandbox.store.find_person("p0@example.com").fields["str::first"] == "New"
+
+    mark = len(sandbox.requests)
+    run_target(config, messages(people(500, changed=5)[10:]))
+    assert merged(sandbox, mark) == 0
+    emails = {p.fields["str::email"] for p in sandbox.store.people.values()}
+    assert emails == {f"p{i}@example.com" for i in range(10, 500)}
+
+
+def test_a_run_that_would_delete_more_than_max_deletes_deletes_nothing(sandbox, config):
+    config["streams"] = {"people": {"full_snapshot": True, "delete_behavior": "delete"}}
+    run_target(config, messages(people(500)))
+
+    result = run_target(config, messages(people(210)))
+
+    assert isinstance(result.error, TooManyDeletesError)
+    assert "290" in str(result.error) and "max_deletes=100" in str(result.error)
+    assert len(sandbox.store.people) == 500
+    assert result.states == []
+
+
+def test_raising_max_deletes_lets_the_same_run_through(sandbox, config):
+    config["streams"] = {
+        "people": {"full_snapshot": True, "delete_behavior": "archive", "max_deletes": 300}
+    }
+    run_target(config, messages(people(500)))
+
+    result = run_target(config, messages(people(210)))
+
+    assert result.error is None
+    archived = [p for p in sandbox.store.people.values() if p.archived]
+    assert len(archived) == 290
+
+
+def test_records_deleted_at_the_source_are_archived(sandbox, config):
+    config["streams"] = {"people": {"delete_behavior": "archive"}}
+    run_target(config, messages(people(3)))
+    gone = {"email": "p1@example.com", "_sdc_deleted_at": "2026-11-01T00:00:00Z"}
+
+    result = run_target(config, messages([gone]))
+
+    assert result.error is None
+    archived = {p.fields["str::email"] for p in sandbox.store.people.values() if p.archived}
+    assert archived == {"p1@example.com"}
+
+
+def test_deleted_records_are_looked_up_when_the_ledger_has_no_id(sandbox, config, tmp_path):
+    config["streams"] = {"people": {"delete_behavior": "delete"}}
+    run_target(config, messages(people(3)))
+    config["ledger_path"] = str(tmp_path / "fresh.sqlite")
+    gone = {"email": "p2@example.com", "_sdc_deleted_at": "2026-11-01T00:00:00Z"}
+
+    run_target(config, messages([gone]))
+
+    assert {p.fields["str::email"] for p in sandbox.store.people.values()} == {
+        "p0@example.com",
+        "p1@example.com",
+    }
+
+
+def test_clear_empties_mapped_fields_and_never_creates(sandbox, config):
+    config["streams"] = {"people": {"delete_behavior": "clear"}}
+    run_target(config, messages(people(2)))
+    deleted = [
+        {"email": f"p{i}@example.com", "_sdc_deleted_at": "2026-11-01T00:00:00Z"} for i in (1, 7)
+    ]
+
+    run_target(config, messages(deleted))
+
+    assert "str::first" not in sandbox.store.find_person("p1@example.com").fields
+    assert sandbox.store.find_person("p0@example.com").fields["str::first"] == "P0"
+    assert sandbox.store.find_person("p7@example.com") is None
+
+
+def test_with_delete_behavior_none_deleted_records_are_left_alone(sandbox, config):
+    run_target(config, messages(people(2)))
+    gone = {"email": "p1@example.com", "first_name": "X", "_sdc_deleted_at": "2026-11-01T00:00:00Z"}
+
+    result = run_target(config, messages([gone]))
+
+    assert result.error is None
+    person = sandbox.store.find_person("p1@example.com")
+    assert not person.archived and person.fields["str::first"] == "P1"
+
+
+def test_activate_version_marks_a_full_table_whose_leavers_are_removed(sandbox, config):
+    config["streams"] = {"people": {"delete_behavior": "archive"}}
+    run_target(config, messages(people(5)))
+
+    run_target(
+        config,
+        [
+            schema_message("people", PEOPLE),
+            *record_messages("people", people(3)),
+            {"type": "ACTIVATE_VERSION", "stream": "people", "version": 2},
+        ],
+    )
+
+    archived = {p.fields["str::email"] for p in sandbox.store.people.values() if p.archived}
+    assert archived == {"p3@example.com", "p4@example.com"}
+
+
+def test_audience_snapshot_unsubscribes_people_who_left(sandbox, config):
+    audience = sandbox.store.add_audience("Newsletter")
+    config["streams"] = {"audience_members": {"audience": "Newsletter", "full_snapshot": True}}
+    members = {"email": {"type": "string"}}
+    run_target(config, messages(people(4)))
+
+    def run(emails: list[str]) -> None:
+        run_target(
+            config,
+            [
+                schema_message("audience_members", members),
+                *record_messages("audience_members", [{"email": e} for e in emails]),
+            ],
+        )
+
+    run(["p0@example.com", "p1@example.com", "p2@example.com"])
+    run(["p0@example.com"])
+
+    states = sandbox.store.subscriptions(audience)
+    by_email = {
+        sandbox.store.people[pid].fields["str::email"]: s.subscribed for pid, s in states.items()
+    }
+    assert by_email == {
+        "p0@example.com": True,
+        "p1@example.com": False,
+        "p2@example.com": False,
+    }
+
+
+def test_after_a_failed_run_the_rerun_resends_exactly_what_ortto_did_not_take(sandbox, config):
+    config.update(max_retries=0, batch_size=10)
+    failed = run_target(
+        config,
+        messages(people(30)),
+        after_first_schema=lambda: sandbox.set_faults(error_rate=0.5, seed=1),
+    )
+    taken = sum(
+        r.records for r in sandbox.requests if r.path == "/v1/person/merge" and r.status == 200
+    )
+    sandbox.set_faults(error_rate=0)
+    mark = len(sandbox.requests)
+
+    result = run_target(config, messages(people(30)))
+
+    assert failed.error is not None and failed.states == []
+    assert 0 < taken < 30
+    assert result.error is None
+    assert merged(sandbox, mark) == 30 - taken
+    assert len(sandbox.store.people) == 30
+
+
+def test_skip_unchanged_off_resends_everything(sandbox, config):
+    config["skip_unchanged"] = False
+    run_target(config, messages(people(20)))
+    mark = len(sandbox.requests)
+
+    run_target(config, messages(people(20)))
+
+    assert merged(sandbox, mark) == 20
+
+
+def test_ledger_remembers_hashes_ids_and_runs(tmp_path):
+    first = Ledger(str(tmp_path / "l.sqlite"), run_id="r1")
+    key = ledger_key(("str::email", "a@b.co"))
+    first.acknowledge("people", [(key, payload_hash({"a": 1}), "00ab")])
+    first.close()
+    second = Ledger(str(tmp_path / "l.sqlite"), run_id="r2")
+
+    assert second.unchanged("people", {key: payload_hash({"a": 1})}) == {key}
+    assert second.unchanged("people", {key: payload_hash({"a": 2})}) == set()
+    assert second.ortto_id("people", key) == "00ab"
+    assert second.not_seen("people") == []
+
+
+def test_ledger_lists_keys_not_seen_this_run_and_forgets(tmp_path):
+    ledger = Ledger(str(tmp_path / "l.sqlite"), run_id="r1")
+    ledger.acknowledge("people", [("a", "h", None), ("b", "h", "00b")])
+    later = Ledger(str(tmp_path / "l.sqlite"), run_id="r2")
+    later.unchanged("people", {"a": "h"})
+
+    assert later.not_seen("people") == [("b", "00b")]
+    later.forget("people", ["b"])
+    assert later.not_seen("people") == []
+
+
+def test_payload_hash_ignores_key_order_but_not_values():
+    assert payload_hash({"a": 1, "b": 2}) == payload_hash({"b": 2, "a": 1})
+    assert payload_hash({"a": 1}) != payload_hash({"a": None})
+
+
+@pytest.mark.parametrize("count", [1, 1200])
+def test_ledger_handles_batches_larger_than_sqlite_parameter_limits(tmp_path, count):
+    ledger = Ledger(str(tmp_path / "l.sqlite"))
+    entries = [(f"k{i}", "h", None) for i in range(count)]
+    ledger.acknowledge("s", entries)
+
+    assert len(ledger.unchanged("s", {k: "h" for k, _, _ in entries})) == count
