@@ -17,18 +17,22 @@ from singer_sdk.singerlib.json import serialize_json
 
 from target_ortto.errors import InvalidRecordError
 
-SUMMARY_COUNTS = (
-    "created",
-    "merged",
-    "unchanged",
-    "accepted",
-    "subscribed",
-    "unsubscribed",
-    "rejected",
-    "cleared",
-    "archived",
-    "deleted",
-)
+# Counter name -> how the summary says it, in the order it says them.
+SUMMARY_COUNTS = {
+    "created": "created",
+    "merged": "merged",
+    "unchanged": "unchanged",
+    "accepted": "accepted",
+    "subscribed": "subscribed",
+    "unsubscribed": "unsubscribed",
+    "rejected": "rejected",
+    "cleared": "cleared",
+    "archived": "archived",
+    "deleted": "deleted",
+    "kept": "kept (deleted at source; delete_behavior none)",
+    "planned": "would send",
+    "planned_deletes": "would remove",
+}
 PROGRESS_EVERY = 10.0
 
 
@@ -131,7 +135,9 @@ class RunReport:
         lines = []
         with self._lock:
             for stream, counts in sorted(self.counts.items()):
-                shown = ", ".join(f"{k} {counts[k]}" for k in SUMMARY_COUNTS if counts[k])
+                shown = ", ".join(
+                    f"{label} {counts[key]}" for key, label in SUMMARY_COUNTS.items() if counts[key]
+                )
                 lines.append(f"Stream '{stream}': {counts['read']} read; {shown or 'nothing sent'}")
         for line in lines:
             self.logger.info("Summary: %s", line)

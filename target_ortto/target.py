@@ -258,6 +258,9 @@ class TargetOrtto(Target):
         ),
     ).to_dict()
 
+    # The SDK appends its built-in settings to `config_jsonschema` in place; these are ours.
+    setting_names = tuple(config_jsonschema["properties"])
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.settings = parse_settings(self.config)
