@@ -13,10 +13,17 @@ python3 -m venv .venv
 .venv/bin/ortto-sandbox --port "$PORT" --api-key demo-sandbox-key &
 SANDBOX_PID=$!
 trap 'kill "$SANDBOX_PID" 2>/dev/null || true' EXIT
-for _ in $(seq 50); do
-  curl -s "http://127.0.0.1:$PORT/_sandbox/state" >/dev/null 2>&1 && break
-  sleep 0.2
-done
+.venv/bin/python - "$PORT" <<'PY'
+import sys, time, urllib.request
+for _ in range(100):
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/_sandbox/state", timeout=1)
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit("the Ortto sandbox did not start")
+PY
 
 export PATH="$PWD/.venv/bin:$PATH"
 export TARGET_ORTTO_API_KEY=demo-sandbox-key   # the sandbox's key, not a real one

@@ -112,3 +112,130 @@ def test_the_api_key_is_sent_as_a_header_and_never_in_bodies(sandbox, config):
 
     assert sandbox.requests
     assert all(API_KEY not in repr(r.body) for r in sandbox.requests)
+
+
+PERSON = {"email": {"type": "string"}, "first_name": {"type": ["string", "null"]}}
+
+
+def people_run(config, records, stream="people"):
+    return run_target(config, [schema_message(stream, PERSON), *record_messages(stream, records)])
+
+
+def test_update_mode_changes_existing_people_and_creates_none(sandbox, config):
+    people_run(config, [{"email": "old@example.com", "first_name": "Old"}])
+    config["streams"] = {"people": {"mode": "update"}}
+
+    result = people_run(
+        config,
+        [
+            {"email": "old@example.com", "first_name": "Updated"},
+            {"email": "new@example.com", "first_name": "New"},
+        ],
+    )
+
+    assert result.error is None
+    assert sandbox.store.find_person("old@example.com").fields["str::first"] == "Updated"
+    assert sandbox.store.find_person("new@example.com") is None
+    merge = [r for r in sandbox.requests if r.path == "/v1/person/merge"][-1]
+    assert merge.body["merge_strategy"] == 2 and merge.body["skip_non_existing"] is True
+
+
+def test_insert_mode_creates_new_people_and_leaves_existing_untouched(sandbox, config):
+    people_run(config, [{"email": "old@example.com", "first_name": "Old"}])
+    config["streams"] = {"people": {"mode": "insert"}}
+
+    people_run(
+        config,
+        [
+            {"email": "old@example.com", "first_name": "Changed"},
+            {"email": "new@example.com", "first_name": "New"},
+        ],
+    )
+
+    assert sandbox.store.find_person("old@example.com").fields["str::first"] == "Old"
+    assert sandbox.store.find_person("new@example.com").fields["str::first"] == "New"
+
+
+def test_append_mode_only_fills_empty_fields(sandbox, config):
+    schema = {**PERSON, "last_name": {"type": ["string", "null"]}}
+    run_target(
+        config,
+        [
+            schema_message("people", schema),
+            *record_messages("people", [{"email": "a@example.com", "first_name": "Ann"}]),
+        ],
+    )
+    config["streams"] = {"people": {"mode": "append"}}
+
+    run_target(
+        config,
+        [
+            schema_message("people", schema),
+            *record_messages(
+                "people", [{"email": "a@example.com", "first_name": "Bob", "last_name": "Lee"}]
+            ),
+        ],
+    )
+
+    fields = sandbox.store.find_person("a@example.com").fields
+    assert (fields["str::first"], fields["str::last"]) == ("Ann", "Lee")
+
+
+def test_null_values_clear_sends_nulls_that_clear_fields(sandbox, config):
+    people_run(config, [{"email": "a@example.com", "first_name": "Ann"}])
+    config["null_values"] = "clear"
+
+    people_run(config, [{"email": "a@example.com", "first_name": None}])
+
+    assert "str::first" not in sandbox.store.find_person("a@example.com").fields
+
+
+def test_async_merges_are_accepted_as_queued(sandbox, config, caplog):
+    config["async_merge"] = True
+
+    with caplog.at_level("INFO"):
+        result = people_run(config, [{"email": "a@example.com", "first_name": "Ann"}])
+
+    assert result.error is None
+    assert sandbox.requests[-1].body["async"] is True
+    assert any("accepted 1" in r.getMessage() for r in caplog.records)
+
+
+def test_accounts_merge_by_website_with_two_keys_and_find_strategy(sandbox, config):
+    config["streams"] = {
+        "companies": {"merge_by": ["website", "name"], "find_strategy": "next_if_empty"}
+    }
+    schema = {"name": {"type": "string"}, "website": {"type": ["string", "null"]}}
+
+    run_target(
+        config,
+        [
+            schema_message("companies", schema),
+            *record_messages("companies", [{"name": "Acme", "website": "https://acme.test"}]),
+        ],
+    )
+
+    merge = [r for r in sandbox.requests if r.path == "/v1/accounts/merge"][-1]
+    assert merge.body["merge_by"] == ["str:o:website", "str:o:name"]
+    assert merge.body["find_strategy"] == 1
+    assert sandbox.store.find_account("Acme").fields["str:o:website"] == "https://acme.test"
+
+
+def test_consent_columns_only_set_permissions_when_mapped_explicitly(sandbox, config):
+    schema = {**PERSON, "email_permission": {"type": "boolean"}, "opted_in": {"type": "boolean"}}
+    config["streams"] = {"people": {"field_map": {"opted_in": "bol::p"}}}
+
+    run_target(
+        config,
+        [
+            schema_message("people", schema),
+            *record_messages(
+                "people", [{"email": "a@example.com", "email_permission": True, "opted_in": False}]
+            ),
+        ],
+    )
+
+    fields = sandbox.store.find_person("a@example.com").fields
+    assert fields["bol::p"] is False
+    assert fields["bol:cm:email-permission"] is True
+    assert "bol::sp" not in fields

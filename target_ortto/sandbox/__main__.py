@@ -59,6 +59,7 @@ def _show_parser() -> argparse.ArgumentParser:
         prog="ortto-sandbox show", description="Print what a running sandbox holds."
     )
     parser.add_argument("--url", default="http://127.0.0.1:8765", help="the sandbox's URL")
+    parser.add_argument("--limit", type=int, default=10, help="rows shown per table (0 shows all)")
     return parser
 
 
@@ -109,8 +110,17 @@ def _person_name(fields: dict[str, Any]) -> str:
     return fields.get("str::name") or " ".join(p for p in parts if p)
 
 
-def render(state: dict[str, Any]) -> str:
-    """A human-readable summary of a sandbox's /_sandbox/state."""
+def _first(rows: list[Any], limit: int) -> list[Any]:
+    return rows if limit <= 0 else rows[:limit]
+
+
+def _more(rows: list[Any], limit: int, indent: str = "  ") -> list[str]:
+    hidden = len(rows) - limit if limit > 0 else 0
+    return [f"{indent}... and {hidden} more (--limit 0 shows all)"] if hidden > 0 else []
+
+
+def render(state: dict[str, Any], limit: int = 0) -> str:
+    """A human-readable summary of a sandbox's /_sandbox/state, `limit` rows a table."""
     people, accounts = state["people"], state["accounts"]
     lines = [f"People: {len(people)} ({sum(p['archived'] for p in people)} archived)"]
     lines += _table(
@@ -123,9 +133,10 @@ def render(state: dict[str, Any]) -> str:
                 _custom(p["fields"]),
                 "yes" if p["archived"] else "",
             ]
-            for p in people
+            for p in _first(people, limit)
         ],
     )
+    lines += _more(people, limit)
     lines.append(f"Accounts: {len(accounts)}")
     lines += _table(
         ["NAME", "ID", "CUSTOM FIELDS", "ARCHIVED"],
@@ -136,9 +147,10 @@ def render(state: dict[str, Any]) -> str:
                 _custom(a["fields"]),
                 "yes" if a["archived"] else "",
             ]
-            for a in accounts
+            for a in _first(accounts, limit)
         ],
     )
+    lines += _more(accounts, limit)
     for kind, custom_fields in state["custom_fields"].items():
         lines.append(f"Custom {kind} fields: {len(custom_fields)}")
         lines += _table(
@@ -161,10 +173,11 @@ def render(state: dict[str, Any]) -> str:
                     "yes" if s["subscribed"] else "no",
                     "yes" if s["sms_opted_in"] else "no",
                 ]
-                for s in subscriptions
+                for s in _first(subscriptions, limit)
             ],
             indent="    ",
         )
+        lines += _more(subscriptions, limit, indent="    ")
     lines.append(f"Suppressed emails: {len(state['suppressed'])}")
     lines.append(f"API requests: {state['requests']}, bans: {state['bans']}")
     return "\n".join(lines)
@@ -178,7 +191,7 @@ def _show(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"cannot read the sandbox at {args.url}: {error}", file=sys.stderr)
         return 1
-    print(render(state))
+    print(render(state, args.limit))
     return 0
 
 
