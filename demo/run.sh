@@ -26,6 +26,9 @@ else:
 PY
 
 export PATH="$PWD/.venv/bin:$PATH"
+# The sandbox starts empty, so the demo starts with an empty sync ledger too (otherwise a
+# second demo run would rightly skip every record as already in Ortto).
+rm -f .meltano/target-ortto/ledger.sqlite*
 export TARGET_ORTTO_API_KEY=demo-sandbox-key   # the sandbox's key, not a real one
 export TARGET_ORTTO_API_URL="http://127.0.0.1:$PORT"
 meltano install

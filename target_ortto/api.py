@@ -67,32 +67,32 @@ def merge(
     except BadRequest as exc:
         details = exc.body.get("details") if isinstance(exc.body, dict) else None
         if isinstance(details, list) and len(details) == len(bodies):
-            return [_outcome(entry, obj) for entry in details]
+            return [outcome(entry, obj) for entry in details]
         if len(bodies) == 1:
             return [Outcome("invalid", error=str(exc))]
         half = len(bodies) // 2
         return merge(client, obj, bodies[:half], options) + merge(
             client, obj, bodies[half:], options
         )
-    entries = _result_entries(answer, obj)
-    if len(entries) != len(bodies):
-        raise ApiError(
-            f"POST {obj.path('merge')}: Ortto answered {len(entries)} results for "
-            f"{len(bodies)} records, so it is unknown which were written. Nothing after "
-            "the last emitted STATE is confirmed; rerun to resume."
-        )
-    return [_outcome(entry, obj) for entry in entries]
+    return merge_outcomes(answer, obj, len(bodies))
 
 
-def _result_entries(answer: Any, obj: OrttoObject) -> list[Any]:
+def merge_outcomes(answer: Any, obj: OrttoObject, count: int) -> list[Outcome]:
+    """One outcome per record from a merge answer (`people`, `accounts` or `organizations`)."""
+    entries: list[Any] = []
     if isinstance(answer, dict):
-        for key in obj.result_keys:
-            if isinstance(answer.get(key), list):
-                return answer[key]
-    return []
+        entries = next((answer[k] for k in obj.result_keys if isinstance(answer.get(k), list)), [])
+    if len(entries) != count:
+        raise ApiError(
+            f"POST {obj.path('merge')}: Ortto answered {len(entries)} results for {count} "
+            "records, so it is unknown which were written. Nothing after the last emitted "
+            "STATE is confirmed; rerun to resume."
+        )
+    return [outcome(entry, obj) for entry in entries]
 
 
-def _outcome(entry: Any, obj: OrttoObject) -> Outcome:
+def outcome(entry: Any, obj: OrttoObject) -> Outcome:
+    """One merge result entry (or 400 `details` entry) as an outcome."""
     if not isinstance(entry, dict):
         return Outcome("invalid", error=f"unexpected result from Ortto: {entry!r}")
     status = str(entry.get("status") or "")
@@ -105,7 +105,11 @@ def _outcome(entry: Any, obj: OrttoObject) -> Outcome:
 
 def custom_fields(client: OrttoClient, obj: OrttoObject) -> dict[str, str]:
     """Existing custom fields: field ID -> display type (people and accounts differ in shape)."""
-    answer = client.request("POST", obj.path("custom-field/get"), {})
+    return parse_custom_fields(client.request("POST", obj.path("custom-field/get"), {}))
+
+
+def parse_custom_fields(answer: Any) -> dict[str, str]:
+    """Field ID -> display type; people's entries are wrapped in `field`, accounts' are not."""
     fields: dict[str, str] = {}
     for entry in (answer or {}).get("fields") or []:
         item = entry.get("field", entry) if isinstance(entry, dict) else {}
@@ -134,8 +138,8 @@ def find_audience(client: OrttoClient, name: str) -> str:
             "/v1/audiences/get",
             {"search_term": name, "limit": AUDIENCE_PAGE, "offset": offset},
         )
-        page = page if isinstance(page, list) else []
-        matches += [a for a in page if isinstance(a, dict) and a.get("name") == name]
+        page = page if isinstance(page, list) else []  # Ortto answers `null` for no match
+        matches += named(page, name)
         if len(page) < AUDIENCE_PAGE:
             break
         offset += len(page)
@@ -148,6 +152,11 @@ def find_audience(client: OrttoClient, name: str) -> str:
     return str(matches[0]["id"])
 
 
+def named(audiences: list[Any], name: str) -> list[dict[str, Any]]:
+    """The audiences of a page whose name is exactly `name`."""
+    return [a for a in audiences if isinstance(a, dict) and a.get("name") == name]
+
+
 def subscribe(
     client: OrttoClient, audience_id: str, people: Sequence[Mapping[str, Any]]
 ) -> list[Outcome]:
@@ -157,11 +166,16 @@ def subscribe(
         "/v1/audience/subscribe",
         {"audience_id": audience_id, "people": list(people), "async": False},
     )
+    return subscribe_outcomes(answer, len(people))
+
+
+def subscribe_outcomes(answer: Any, count: int) -> list[Outcome]:
+    """One outcome per person: subscribed / unsubscribed, or Ortto's status as the reason."""
     entries = answer.get("people") if isinstance(answer, dict) else None
-    if not isinstance(entries, list) or len(entries) != len(people):
+    if not isinstance(entries, list) or len(entries) != count:
         raise ApiError(
-            f"PUT /v1/audience/subscribe: Ortto answered {answer!r:.200} for {len(people)} "
-            "people, so it is unknown which changed. Nothing after the last emitted STATE is "
+            f"PUT /v1/audience/subscribe: Ortto answered {answer!r:.200} for {count} people, "
+            "so it is unknown which changed. Nothing after the last emitted STATE is "
             "confirmed; rerun to resume."
         )
     outcomes = []
@@ -199,5 +213,10 @@ def find_id(client: OrttoClient, obj: OrttoObject, field_id: str, value: Any) ->
             "filter": {f"${prefix}::is": {"field_id": field_id, "value": value}},
         },
     )
+    return first_id(answer, obj)
+
+
+def first_id(answer: Any, obj: OrttoObject) -> str | None:
+    """The ID of the first record of a `/get` answer (`contacts` may be `null`)."""
     found = answer.get(obj.get_key) if isinstance(answer, dict) else None
     return str(found[0]["id"]) if isinstance(found, list) and found else None

@@ -28,8 +28,13 @@ def meltano_env() -> dict[str, str]:
     return env
 
 
-def test_meltano_run_loads_the_sample_people_and_organizations(sandbox, meltano_env):
-    env = {**meltano_env, "TARGET_ORTTO_API_KEY": API_KEY, "TARGET_ORTTO_API_URL": sandbox.url}
+def test_meltano_run_loads_the_sample_people_and_organizations(sandbox, meltano_env, tmp_path):
+    env = {
+        **meltano_env,
+        "TARGET_ORTTO_API_KEY": API_KEY,
+        "TARGET_ORTTO_API_URL": sandbox.url,
+        "TARGET_ORTTO_LEDGER_PATH": str(tmp_path / "ledger.sqlite"),
+    }
 
     done = meltano(
         "run",

@@ -24,11 +24,11 @@ from target_ortto.sandbox.__main__ import main
 
 KEY = "test-key"
 REPO = Path(__file__).resolve().parents[1]
-RECORDED = Path(__file__).resolve().parents[2] / "shared" / "reference" / "recorded"
+RECORDED = Path(__file__).resolve().parent / "recorded"
 
 
 def recorded(name: str) -> Any:
-    """The body of a real Ortto response recorded in shared/reference/recorded."""
+    """The body of a real Ortto response (tests/recorded, copied from shared/reference)."""
     return json.loads((RECORDED / f"{name}.json").read_text())["body"]
 
 
