@@ -11,6 +11,9 @@ from target_ortto.errors import ApiError, StreamError
 from target_ortto.objects import OrttoObject
 
 WRITTEN = frozenset({"created", "merged"})
+# What the ledger may remember as "Ortto has this payload": not `ignored`/`skipped`, which
+# left Ortto unchanged (an update of a person who did not exist yet must be retried).
+APPLIED = frozenset({"created", "merged", "queued", "subscribed", "unsubscribed"})
 SUBSCRIBE_BATCH = 100  # people per subscribe request
 AUDIENCE_PAGE = 40  # Ortto returns at most 40 audiences a page
 ACCEPTED = frozenset({"queued", "ignored", "skipped", "subscribed", "unsubscribed"})
@@ -191,14 +194,28 @@ def subscribe_outcomes(answer: Any, count: int) -> list[Outcome]:
     return outcomes
 
 
-def archive(client: OrttoClient, obj: OrttoObject, ids: Sequence[str]) -> None:
-    """Archive up to 100 people or accounts by Ortto ID."""
-    client.request("PUT", obj.path("archive"), {"inclusion_ids": list(ids)})
+def archive(client: OrttoClient, obj: OrttoObject, ids: Sequence[str]) -> int:
+    """Archive up to 100 people or accounts by Ortto ID; returns how many Ortto archived."""
+    answer = client.request("PUT", obj.path("archive"), {"inclusion_ids": list(ids)})
+    return count_done(answer, "archived")
 
 
-def delete(client: OrttoClient, obj: OrttoObject, ids: Sequence[str]) -> None:
-    """Delete up to 100 archived people or accounts by Ortto ID (Ortto deletes only archived)."""
-    client.request("DELETE", obj.path("delete"), {"inclusion_ids": list(ids)})
+def delete(client: OrttoClient, obj: OrttoObject, ids: Sequence[str]) -> int:
+    """Delete up to 100 archived people or accounts (Ortto deletes only archived ones)."""
+    answer = client.request("DELETE", obj.path("delete"), {"inclusion_ids": list(ids)})
+    return count_done(answer, "deleted")
+
+
+def count_done(answer: Any, action: str) -> int:
+    """`archived_contacts`, `archived_organizations`, `deleted_accounts` ... plus scheduled."""
+    if not isinstance(answer, dict):
+        return 0
+    return sum(
+        int(value)
+        for name, value in answer.items()
+        if (name.startswith(f"{action}_") or name.startswith("scheduled_"))
+        and isinstance(value, int)
+    )
 
 
 def find_id(client: OrttoClient, obj: OrttoObject, field_id: str, value: Any) -> str | None:

@@ -27,7 +27,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 BAD_REQUEST_WINDOW = 15.0  # Ortto bans an IP after 15 bad requests in 15 s ...
-BAD_REQUEST_BUDGET = 8  # ... so we never make more than this many in that window.
+BAD_REQUEST_BUDGET = 12  # ... so we never risk more than this many in that window.
 MAX_RATE_LIMITED = 30  # 429s one request may meet; they cost time, never data.
 BACKOFF_CAP = 30.0
 
@@ -63,28 +63,36 @@ class RateLimiter:
 
 
 class BadRequestGuard:
-    """Keeps 4xx answers under Ortto's ban threshold by waiting when the budget is spent."""
+    """Keeps 4xx answers under Ortto's ban threshold (15 in 15 s).
+
+    Requests in flight count against the budget too, since each may come back bad: a new
+    request waits while recent bad answers plus requests in flight would reach it.
+    """
 
     def __init__(self, budget: int = BAD_REQUEST_BUDGET, window: float = BAD_REQUEST_WINDOW):
         self._budget = budget
         self._window = window
-        self._times: deque[float] = deque()
+        self._bad: deque[float] = deque()
+        self._in_flight = 0
         self._lock = threading.Lock()
 
-    def wait(self) -> None:
+    def enter(self) -> None:
         while True:
             with self._lock:
                 now = time.monotonic()
-                while self._times and self._times[0] <= now - self._window:
-                    self._times.popleft()
-                if len(self._times) < self._budget:
+                while self._bad and self._bad[0] <= now - self._window:
+                    self._bad.popleft()
+                if len(self._bad) + self._in_flight < self._budget:
+                    self._in_flight += 1
                     return
-                delay = self._times[0] + self._window - now
+                delay = self._bad[0] + self._window - now if self._bad else 0.01
             time.sleep(delay)
 
-    def record(self) -> None:
+    def leave(self, bad: bool) -> None:
         with self._lock:
-            self._times.append(time.monotonic())
+            self._in_flight -= 1
+            if bad:
+                self._bad.append(time.monotonic())
 
 
 class OrttoClient:
@@ -144,16 +152,24 @@ class OrttoClient:
         payload = json.dumps(body, separators=(",", ":"))
         failures = rate_limited = 0
         while True:
-            self.guard.wait()
             self.limiter.acquire()
+            self.guard.enter()
             started = time.monotonic()
             try:
                 response = self._http.request(method, path, content=payload)
+            except httpx.LocalProtocolError:
+                self.guard.leave(bad=False)
+                raise ApiError(
+                    f"{method} {path}: the request could not be formed (often: the api_key "
+                    "has characters a header cannot carry). Check api_key."
+                ) from None
             except httpx.TransportError as exc:
+                self.guard.leave(bad=False)
                 self._log(method, path, body, None, started, error=type(exc).__name__)
                 failures += 1
-                self._retry_or_raise(method, path, failures, f"{type(exc).__name__}: {exc}")
+                self._retry_or_raise(method, path, failures, type(exc).__name__)
                 continue
+            self.guard.leave(bad=400 <= response.status_code < 500 and response.status_code != 429)
             answer = _parse(response)
             self._log(method, path, body, response.status_code, started, answer=answer)
             status = response.status_code
@@ -175,7 +191,6 @@ class OrttoClient:
                 failures += 1
                 self._retry_or_raise(method, path, failures, f"HTTP {status} {_message(answer)}")
                 continue
-            self.guard.record()
             raise self._error(method, path, status, answer)
 
     def _retry_or_raise(self, method: str, path: str, failures: int, what: str) -> None:

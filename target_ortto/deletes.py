@@ -72,8 +72,12 @@ def clear(
 
 def remove(
     client: OrttoClient, plan: FieldPlan, entries: list[tuple[str, str | None]], delete: bool
-) -> tuple[list[str], list[str]]:
-    """Archive (and, with `delete`, then delete) records; returns (removed keys, not found)."""
+) -> tuple[list[str], list[str], int, int]:
+    """Archive (and, with `delete`, then delete) records.
+
+    Returns the keys found in Ortto, the keys not found, and how many Ortto reported
+    archived and deleted (scheduled ones included).
+    """
     ids: dict[str, str] = {}
     missing: list[str] = []
     for key, ortto_id in entries:
@@ -88,9 +92,10 @@ def remove(
         else:
             ids[key] = ortto_id
     id_list = list(ids.values())
+    archived = deleted = 0
     for start in range(0, len(id_list), ID_BATCH):
         batch = id_list[start : start + ID_BATCH]
-        api.archive(client, plan.obj, batch)
+        archived += api.archive(client, plan.obj, batch)
         if delete:
-            api.delete(client, plan.obj, batch)
-    return list(ids), missing
+            deleted += api.delete(client, plan.obj, batch)
+    return list(ids), missing, archived, deleted

@@ -140,10 +140,8 @@ def _date(value: Any) -> dt.date:
             )
         except ValueError:
             raise ConversionError(f"{value!r} is not a date (YYYY-MM-DD)") from None
-    if isinstance(value, dt.datetime):
-        return _utc(value).date()
-    if isinstance(value, dt.date):
-        return value
+    if isinstance(value, dt.date):  # a date-time keeps its own calendar day
+        return value if type(value) is dt.date else value.date()
     raise ConversionError(f"{value!r} is not a date (YYYY-MM-DD)")
 
 
@@ -194,7 +192,10 @@ def phone_converter(default_country: str | None) -> Converter:
             raise ConversionError(f"{text!r} is not a phone number{hint}") from None
         if not phonenumbers.is_valid_number(number):
             raise ConversionError(f"{text!r} is not a valid phone number")
-        return {"c": str(number.country_code), "n": str(number.national_number)}
+        # The national significant number keeps a leading zero where it is part of the
+        # number (Italy), and drops the trunk prefix elsewhere.
+        national = phonenumbers.national_significant_number(number)
+        return {"c": str(number.country_code), "n": national}
 
     return to_phone
 
@@ -301,10 +302,15 @@ class Column:
 
 @dataclass(frozen=True)
 class Invalid:
-    """A record that must not be sent, and why, in words a person can act on."""
+    """A record that must not be sent, and why, in words a person can act on.
+
+    `key` is the record's merge key when it could still be told: a full snapshot must not
+    take a present-but-invalid record for one that left.
+    """
 
     reason: str
     field: str | None = None
+    key: tuple[Any, ...] | None = None
 
 
 @dataclass
@@ -439,7 +445,8 @@ class FieldPlan:
             try:
                 fields[column.field_id] = column.convert(value)
             except ConversionError as exc:
-                return Invalid(f"column '{column.name}' -> {column.field_id}: {exc}", column.name)
+                reason = f"column '{column.name}' -> {column.field_id}: {exc}"
+                return Invalid(reason, column.name, self.key_from(record))
         merged = MergeRecord(key=(), fields=fields)
         for column, kind in self.tag_columns.items():
             value = record.get(column)
@@ -447,7 +454,9 @@ class FieldPlan:
                 try:
                     setattr(merged, kind, to_string_list(value))
                 except ConversionError as exc:
-                    return Invalid(f"column '{column}' -> {kind}: {exc}", column)
+                    return Invalid(
+                        f"column '{column}' -> {kind}: {exc}", column, self.key_of(fields)
+                    )
         if self.source_ip_column and record.get(self.source_ip_column) is not None:
             merged.location = {"source_ip": str(record[self.source_ip_column])}
         key = self.key_of(fields)
@@ -464,9 +473,20 @@ class FieldPlan:
             and fields.get("str::email") is None
             and fields.get("str::ei") is None
         ):
-            return Invalid("a person needs an email (str::email) or external ID (str::ei)")
+            return Invalid("a person needs an email (str::email) or external ID (str::ei)", key=key)
         merged.key = key
         return merged
+
+    def key_from(self, record: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        """The merge key of a raw record, converting only its merge columns (if they can be)."""
+        fields = {}
+        for column in self.columns:
+            if column.field_id in self.merge_by and record.get(column.name) is not None:
+                try:
+                    fields[column.field_id] = column.convert(record[column.name])
+                except ConversionError:
+                    continue
+        return self.key_of(fields)
 
     def key_of(self, fields: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The fold key: records with equal keys are the same Ortto person or account.

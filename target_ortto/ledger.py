@@ -37,14 +37,19 @@ CREATE TABLE IF NOT EXISTS deletions (
 _CHUNK = 500  # SQLite host parameters per statement, with room to spare
 
 
+# Built once: `json.dumps` with these arguments builds an encoder on every call, and both
+# functions run for every record (the text is the same either way).
+_STABLE_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=str)
+
+
 def ledger_key(key: Any) -> str:
     """A merge or subscription key as stable text (tuples become JSON arrays)."""
-    return json.dumps(key, separators=(",", ":"), sort_keys=True, default=str)
+    return _STABLE_JSON.encode(key)
 
 
 def payload_hash(payload: Any) -> str:
     """A short, stable digest of what would be sent for a record."""
-    text = json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str)
+    text = _STABLE_JSON.encode(payload)
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
@@ -96,11 +101,22 @@ class Ledger:
                 )
                 same.update(key for key, digest in rows if hashes[key] == digest)
             if mark_seen:
-                db.executemany(
-                    "UPDATE records SET run_id = ? WHERE stream = ? AND key = ?",
-                    [(self.run_id, stream, key) for key in same],
-                )
+                self._seen(db, stream, same)
         return same
+
+    def mark_seen(self, stream: str, keys: Iterable[str]) -> None:
+        """Keys present in this run's source, even if not sent (unchanged, or rejected)."""
+        with self._transaction() as db:
+            self._seen(db, stream, keys)
+
+    def _seen(self, db: sqlite3.Connection, stream: str, keys: Iterable[str]) -> None:
+        rows = [(stream, key) for key in keys]
+        db.executemany(
+            "UPDATE records SET run_id = ? WHERE stream = ? AND key = ?",
+            [(self.run_id, *row) for row in rows],
+        )
+        # A record seen again is not deleted, whatever an earlier drain queued.
+        db.executemany("DELETE FROM deletions WHERE stream = ? AND key = ?", rows)
 
     def acknowledge(self, stream: str, entries: Iterable[tuple[str, str, str | None]]) -> None:
         """Record (key, payload hash, Ortto ID) for records Ortto acknowledged."""
@@ -113,6 +129,10 @@ class Ledger:
                        run_id = excluded.run_id""",
                 [(stream, key, digest, oid, self.run_id) for key, digest, oid in entries],
             )
+            db.executemany(
+                "DELETE FROM deletions WHERE stream = ? AND key = ?",
+                [(stream, key) for key, _, _ in entries],
+            )
 
     def ortto_id(self, stream: str, key: str) -> str | None:
         with self._lock:
@@ -122,11 +142,18 @@ class Ledger:
         return row[0] if row else None
 
     def not_seen(self, stream: str) -> list[tuple[str, str | None]]:
-        """(key, Ortto ID) of records this run did not see: they left a full snapshot."""
+        """(key, Ortto ID) of records this run did not see: they left a full snapshot.
+
+        A key not seen whose Ortto record was seen under another key (its email was filled
+        in, say) has not left.
+        """
         with self._lock:
             return self._db.execute(
-                "SELECT key, ortto_id FROM records WHERE stream = ? AND run_id != ?",
-                (stream, self.run_id),
+                """SELECT key, ortto_id FROM records
+                   WHERE stream = ? AND run_id != ? AND (ortto_id IS NULL OR ortto_id NOT IN (
+                       SELECT ortto_id FROM records
+                       WHERE stream = ? AND run_id = ? AND ortto_id IS NOT NULL))""",
+                (stream, self.run_id, stream, self.run_id),
             ).fetchall()
 
     def queue_deletions(self, stream: str, entries: Iterable[tuple[str, str | None]]) -> None:

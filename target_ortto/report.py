@@ -83,6 +83,7 @@ class RunReport:
         self._started = time.monotonic()
         self._stop = threading.Event()
         self._progress: threading.Thread | None = None
+        self.client_stats: Mapping[str, int] = {}  # the HTTP client's retries, 429s
 
     def count(self, stream: str, outcome: str, n: int = 1) -> None:
         with self._lock:
@@ -126,7 +127,8 @@ class RunReport:
         elapsed = max(time.monotonic() - self._started, 1e-9)
         read = totals["read"]
         parts = [f"{read} records read ({read / elapsed:.0f}/s)", f"{totals['sent']} sent"]
-        parts += [f"{totals[k]} {k}" for k in ("retries", "rejected") if totals[k]]
+        parts += [f"{totals['rejected']} rejected"] if totals["rejected"] else []
+        parts += [f"{n} {k}" for k, n in self.client_stats.items() if k != "requests" and n]
         return ", ".join(parts)
 
     def finish(self) -> list[str]:

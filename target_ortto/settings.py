@@ -59,8 +59,8 @@ class StreamSettings:
 class Settings:
     """Every top-level setting, typed."""
 
-    api_key: str
-    base_url: str
+    api_key: str = field(repr=False)
+    base_url: str = ""
     region: str = "default"
     async_merge: bool = False
     batch_size: int = 100
@@ -196,11 +196,17 @@ def _stream_settings(name: str, raw: Any) -> StreamSettings:
 def parse_settings(config: Mapping[str, Any]) -> Settings:
     """Build `Settings` from the plugin config, or raise `ConfigError` saying what to fix."""
     api_key = config.get("api_key")
-    if not api_key or not isinstance(api_key, str):
+    if not api_key or not isinstance(api_key, str) or not api_key.strip():
         raise ConfigError(
-            "Setting 'api_key' is required: the private key of an Ortto custom API data "
-            "source (Ortto: Data sources > Custom API). Set TARGET_ORTTO_API_KEY or "
+            "Setting 'api_key' is required, as text: the private key of an Ortto custom API "
+            "data source (Ortto: Data sources > Custom API). Set TARGET_ORTTO_API_KEY or "
             "`meltano config target-ortto set api_key`."
+        )
+    api_key = api_key.strip()
+    if not api_key.isascii() or not api_key.isprintable() or " " in api_key:
+        raise ConfigError(
+            "Setting 'api_key' has characters no Ortto key has (spaces, line breaks or "
+            "non-ASCII): copy the key again from Ortto (Data sources > Custom API)."
         )
     streams = config.get("streams") or {}
     if not isinstance(streams, Mapping):

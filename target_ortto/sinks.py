@@ -28,6 +28,13 @@ Pending = list[tuple[Any, dict]]  # (item to send, the record it came from)
 Request = tuple[Pending, Callable[[], list[api.Outcome]]]  # items, and a call sending them
 
 
+def drain(sink: BatchSink) -> None:
+    """Send a sink's pending records now, as the SDK's `Target.drain_one` does."""
+    if sink.current_size:
+        sink.process_batch(sink.start_drain())
+        sink.mark_drained()
+
+
 def _chunked(items: Pending, size: int) -> list[Pending]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -49,6 +56,7 @@ class OrttoSink(BatchSink):
         self.MAX_SIZE_DEFAULT = self.run.settings.batch_size * self.run.settings.max_concurrency * 2
         self._samples_shown = 0
         self._snapshot = self.stream_settings.full_snapshot
+        self._dry_run_seen: set[str] = set()  # a dry run writes no ledger
 
     # --- what each kind of sink provides ------------------------------------------------
 
@@ -68,9 +76,16 @@ class OrttoSink(BatchSink):
         """Apply what records that left the source (or were deleted there) should become."""
         raise NotImplementedError
 
+    def key_from(self, record: Mapping[str, Any]) -> Any:
+        """The key of a record that could not be mapped, if it can still be told."""
+        return None
+
     def payload(self, item: Any) -> Any:
         """What decides whether an item changed since Ortto last acknowledged it."""
         return item.body()
+
+    def before_batch(self) -> None:
+        """Anything that must reach Ortto before this sink's batch."""
 
     def describe(self, record: Mapping[str, Any]) -> str:
         """The record's identity in messages."""
@@ -97,8 +112,10 @@ class OrttoSink(BatchSink):
     def process_record(self, record: dict, context: dict) -> None:
         self.run.report.count(self.stream_name, "read")
         problem = self._validator.problem(record) if self._validator is not None else None
-        item = Invalid(problem) if problem else self.map_record(record)
+        item = Invalid(problem, key=self.key_from(record)) if problem else self.map_record(record)
         if isinstance(item, Invalid):
+            if item.key is not None:
+                self._seen([ledger_key(item.key)])
             self.run.report.invalid(self.stream_name, self.describe(record), item.reason, record)
             return
         pending: dict[Any, tuple[Any, dict]] = context.setdefault("pending", {})
@@ -110,27 +127,30 @@ class OrttoSink(BatchSink):
         pending[item.key] = (item, record)
 
     def process_batch(self, context: dict) -> None:
+        self.before_batch()
         pending = list(context.get("pending", {}).values())
         deletions = [item for item, _ in pending if isinstance(item, Deletion)]
         if deletions:
             self._queue_deletions(deletions)
-        pending = self._changed([p for p in pending if not isinstance(p[0], Deletion)])
+        pending, hashes = self._changed([p for p in pending if not isinstance(p[0], Deletion)])
         if not pending:
             return
         if self.run.settings.dry_run:
             self._show_plan(pending)
             return
         self.run.client.run_all(
-            partial(self._send_and_account, chunk, send) for chunk, send in self.requests(pending)
+            partial(self._send_and_account, chunk, send, hashes)
+            for chunk, send in self.requests(pending)
         )
 
     def activate_version(self, new_version: int) -> None:
-        """The source sent its whole table: drain, then what was not seen has left."""
-        if self.current_size:
-            self.process_batch(self.start_drain())
-            self.mark_drained()
+        """The tap sends (or is sending) its whole table: keys it does not send have left.
+
+        Taps send ACTIVATE_VERSION before and/or after the records, so removal waits for
+        the end of the stream; the pending batch is drained now, as the SDK does not.
+        """
+        drain(self)
         self._snapshot = True
-        self.finish_stream()
 
     def clean_up(self) -> None:
         # Only the stream's current sink finishes it: an older sink (replaced by a schema
@@ -141,36 +161,60 @@ class OrttoSink(BatchSink):
 
     # --- steps -------------------------------------------------------------------------------
 
-    def _changed(self, pending: Pending) -> Pending:
-        """Drop records whose payload Ortto already acknowledged (`skip_unchanged`)."""
+    def _seen(self, keys: list[str]) -> None:
+        """Keys present in the source this run, whether or not they are sent."""
+        if self.run.settings.dry_run:
+            self._dry_run_seen.update(keys)
+        elif self._snapshot or self.stream_settings.delete_behavior != "none":
+            self.run.ledger.mark_seen(self.stream_name, keys)
+
+    def _changed(self, pending: Pending) -> tuple[Pending, dict[str, str]]:
+        """Drop records whose payload Ortto already acknowledged (`skip_unchanged`).
+
+        Also returns the payload hashes (ledger key -> hash) it computed, so the ledger
+        is written without hashing every record a second time."""
+        dry_run = self.run.settings.dry_run
+        keys = [ledger_key(item.key) for item, _ in pending]
+        if dry_run:
+            self._dry_run_seen.update(keys)
         if not pending or not self.run.settings.skip_unchanged:
-            return pending
-        hashes = {ledger_key(item.key): payload_hash(self.payload(item)) for item, _ in pending}
-        same = self.run.ledger.unchanged(
-            self.stream_name, hashes, mark_seen=not self.run.settings.dry_run
-        )
+            return pending, {}
+        hashes = {
+            key: payload_hash(self.payload(item))
+            for key, (item, _) in zip(keys, pending, strict=True)
+        }
+        same = self.run.ledger.unchanged(self.stream_name, hashes, mark_seen=not dry_run)
         if same:
             self.run.report.count(self.stream_name, "unchanged", len(same))
-        return [p for p in pending if ledger_key(p[0].key) not in same]
+            pending = [p for key, p in zip(keys, pending, strict=True) if key not in same]
+        return pending, hashes
 
-    def _send_and_account(self, chunk: Pending, send: Callable[[], list[api.Outcome]]) -> None:
+    def _send_and_account(
+        self, chunk: Pending, send: Callable[[], list[api.Outcome]], hashes: dict[str, str]
+    ) -> None:
         """Send one request; count each acknowledged record and ledger it at once (so work
         Ortto took is remembered even if another request of the drain fails); refused
         records go to `on_invalid_record`."""
         outcomes = send()
         report = self.run.report
         report.count(self.stream_name, "sent", len(chunk))
-        acknowledged = []
-        for (item, record), outcome in zip(chunk, outcomes, strict=True):
+        applied, refused = [], []
+        for (item, _), outcome in zip(chunk, outcomes, strict=True):
+            key = ledger_key(item.key)
+            if not outcome.acknowledged:
+                refused.append(key)
+            elif outcome.status in api.APPLIED:
+                digest = hashes.get(key) or payload_hash(self.payload(item))
+                applied.append((key, digest, outcome.ortto_id))
+        self.run.ledger.acknowledge(self.stream_name, applied)
+        self._seen(refused)
+        for (_, record), outcome in zip(chunk, outcomes, strict=True):
             if outcome.acknowledged:
                 status = outcome.status
                 report.count(self.stream_name, status if status in COUNTED else "accepted")
-                digest = payload_hash(self.payload(item))
-                acknowledged.append((ledger_key(item.key), digest, outcome.ortto_id))
             else:
                 reason = f"Ortto answered '{outcome.status}': {outcome.error}"
                 report.invalid(self.stream_name, self.describe(record), reason, record)
-        self.run.ledger.acknowledge(self.stream_name, acknowledged)
 
     def _show_plan(self, pending: Pending) -> None:
         self.run.report.count(self.stream_name, "planned", len(pending))
@@ -184,7 +228,8 @@ class OrttoSink(BatchSink):
         if self.stream_settings.delete_behavior == "none":
             self.run.report.count(self.stream_name, "kept", len(deletions))
             return
-        entries = [(ledger_key(d.key), None) for d in deletions]
+        keys = [ledger_key(d.key) for d in deletions]
+        entries = [(key, self.run.ledger.ortto_id(self.stream_name, key)) for key in keys]
         if self.run.settings.dry_run:
             self.run.report.count(self.stream_name, "planned_deletes", len(entries))
         else:
@@ -192,15 +237,16 @@ class OrttoSink(BatchSink):
 
     def finish_stream(self) -> None:
         """Apply queued deletions and, for full snapshots, remove what left the source."""
-        if self.removal_action() == "none":
+        if self.removal_action() == "none" or self.stream_name in self.run.finished_streams:
             return
+        self.run.finished_streams.add(self.stream_name)
         ledger = self.run.ledger
         entries = ledger.queued_deletions(self.stream_name)
         if self._snapshot:
             entries += ledger.not_seen(self.stream_name)
+        entries = [e for e in dict(entries).items() if e[0] not in self._dry_run_seen]
         if not entries:
             return
-        entries = list(dict(entries).items())
         action = self.removal_action()
         deletes.check_limit(
             self.stream_name, len(entries), self.stream_settings.max_deletes, action
@@ -261,6 +307,9 @@ class MergeSink(OrttoSink):
             fields = [c.field_id for c in created]
             self.logger.info("Dry run: would create custom fields %s", fields)
 
+    def key_from(self, record: Mapping[str, Any]) -> Any:
+        return self.plan.key_from(record)
+
     def map_record(self, record: Mapping[str, Any]) -> MergeRecord | Deletion | Invalid:
         mapped = self.plan.apply(record)
         if record.get(_SDC_DELETED_AT) is not None and isinstance(mapped, MergeRecord):
@@ -291,10 +340,11 @@ class MergeSink(OrttoSink):
             outcomes = deletes.clear(client, self.plan, keys, self.run.settings.async_merge)
             report.count(self.stream_name, "cleared", sum(o.acknowledged for o in outcomes))
         elif behavior in {"archive", "delete"}:
-            removed, missing = deletes.remove(client, self.plan, entries, behavior == "delete")
-            report.count(self.stream_name, "archived", len(removed))
-            if behavior == "delete":
-                report.count(self.stream_name, "deleted", len(removed))
+            _, missing, archived, deleted = deletes.remove(
+                client, self.plan, entries, behavior == "delete"
+            )
+            report.count(self.stream_name, "archived", archived)
+            report.count(self.stream_name, "deleted", deleted)
             if missing:
                 self.logger.warning(
                     "Stream '%s': %d records to %s were not found in Ortto: %s",
@@ -324,6 +374,13 @@ class AudienceSink(OrttoSink):
         super().setup()
         if self.plan.audience is not None:
             self.audience_id(self.plan.audience)
+
+    def before_batch(self) -> None:
+        """People buffered earlier in the input are merged first, so they can be subscribed
+        (the SDK drains a full sink alone, whatever else is pending)."""
+        for sink in list(self.run.active_sinks.values()):
+            if isinstance(sink, MergeSink):
+                drain(sink)
 
     def audience_id(self, ref: tuple[str, str]) -> str:
         """An audience's ID; a name is looked up once per run and cached."""

@@ -113,7 +113,7 @@ class SubscriptionPlan:
         try:
             value = to_email(record[column]) if kind == "email" else str(record[column])
             subscribed = self._flag(record, self.subscribed_column, default=True)
-            sms = self._flag(record, self.sms_column, default=None)
+            sms = None if self.sms_column is None else self._flag(record, self.sms_column, None)
         except ConversionError as exc:
             return Invalid(str(exc), column)
         if record.get("_sdc_deleted_at") is not None:
@@ -128,6 +128,12 @@ class SubscriptionPlan:
 
     @staticmethod
     def _flag(record: Mapping[str, Any], column: str | None, default: bool | None) -> bool | None:
-        if column is None or record.get(column) is None:
+        """A flag column's value; the default only when the column is absent. A null
+        `subscribed` is refused: consent is never assumed."""
+        if column is None or column not in record:
             return default
+        if record[column] is None:
+            if default is None:
+                return None
+            raise ConversionError(f"'{column}' is null: it must say true or false")
         return to_boolean(record[column])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from collections.abc import Iterable
@@ -9,7 +10,11 @@ from functools import cached_property
 from typing import Any
 
 from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
+from singer_sdk.singerlib.encoding import SimpleSingerReader
+from singer_sdk.singerlib.exceptions import InvalidInputLine, SingerReadError
+from singer_sdk.singerlib.json import deserialize_json
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
@@ -19,7 +24,7 @@ from target_ortto.ledger import Ledger
 from target_ortto.preflight import Preflight
 from target_ortto.report import JsonLinesFile, RunReport
 from target_ortto.settings import DELETE_BEHAVIORS, REGION_URLS, Settings, parse_settings
-from target_ortto.sinks import AudienceSink, MergeSink
+from target_ortto.sinks import AudienceSink, MergeSink, drain
 
 _NUMBER = th.CustomType({"type": ["number", "string"]})  # env vars arrive as strings
 
@@ -66,6 +71,18 @@ STREAM_SETTINGS = th.ObjectType(
 )
 
 
+class MessageReader(SimpleSingerReader):
+    """The SDK's reader, minus the traceback it logs for a line that is not JSON."""
+
+    def deserialize_json(self, line: str) -> dict:
+        try:
+            return deserialize_json(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputLine(
+                f"Input line is not valid JSON ({exc.msg}, column {exc.colno}): {line[:200]!r}"
+            ) from None
+
+
 class Run:
     """What every sink of one run shares: settings, the HTTP client, the report, pre-flight."""
 
@@ -106,7 +123,9 @@ class Run:
         self.ledger = Ledger(settings.ledger_path)
         self.audience_ids: dict[str, str] = {}  # audience name -> ID, looked up once
         self.active_sinks: dict[str, Any] = {}  # stream -> its current sink
+        self.finished_streams: set[str] = set()  # deletions applied once per stream
         self.lock = threading.Lock()
+        self.report.client_stats = self.client.stats
         self.report.start_progress()
 
     def close(self) -> list[str]:
@@ -122,6 +141,7 @@ class TargetOrtto(Target):
     """Singer target for Ortto: people, accounts and audience subscriptions."""
 
     name = "target-ortto"
+    message_reader_class = MessageReader
     capabilities = [  # noqa: RUF012 (the SDK's own declaration is a plain list)
         PluginCapabilities.ABOUT,
         PluginCapabilities.STREAM_MAPS,
@@ -275,6 +295,30 @@ class TargetOrtto(Target):
             return AudienceSink
         return MergeSink
 
+    def get_sink(
+        self,
+        stream_name: str,
+        *,
+        record: dict | None = None,
+        schema: dict | None = None,
+        key_properties: Any = None,
+    ) -> Sink:
+        """On a new SCHEMA, first send what the stream's current sink holds: the SDK would
+        otherwise let the new sink drain first, and older records overwrite newer ones."""
+        current = self._sinks_active.get(stream_name)
+        if schema is not None and current is not None:
+            drain(current)
+        return super().get_sink(
+            stream_name, record=record, schema=schema, key_properties=key_properties
+        )
+
+    def _write_state_message(self, state: dict) -> None:
+        """A dry run wrote nothing, so it must not move the tap's bookmark."""
+        if self.settings.dry_run:
+            self.logger.info("Dry run: STATE not emitted (nothing was written)")
+            return
+        super()._write_state_message(state)
+
     def _drain_all(self, sink_list: Iterable[Sink], parallelism: int) -> None:
         """Merges before subscriptions, so people created in this run can be subscribed."""
         sinks = list(sink_list)
@@ -289,9 +333,12 @@ class TargetOrtto(Target):
 
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
-        """Our own errors end the run with their message and exit 1, without a traceback."""
+        """Our errors, and the SDK's about bad input, end the run with their message and
+        exit 1, without a traceback."""
         try:
             super().invoke(*args, **kwargs)
-        except OrttoError as exc:
+        except ConfigValidationError:
+            raise  # the SDK's CLI prints each config error
+        except (OrttoError, SingerSDKError, SingerReadError) as exc:
             cls.logger.error("%s", exc)
             sys.exit(1)

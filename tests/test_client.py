@@ -176,15 +176,19 @@ def test_403_is_an_auth_error_and_is_not_retried(sandbox):
     assert len(sandbox.requests) == 1
 
 
-def test_bad_requests_never_reach_the_ban_threshold(sandbox):
-    client = OrttoClient(sandbox.url, API_KEY)
+def test_bad_requests_never_reach_the_ban_threshold_even_concurrently(sandbox):
+    client = OrttoClient(sandbox.url, API_KEY, max_concurrency=8, requests_per_second=500)
     client.guard = BadRequestGuard(budget=4, window=0.5)
-    sandbox.set_faults(ban_threshold=5, ban_window=0.5)
+    sandbox.set_faults(ban_threshold=4, ban_window=0.5)
 
-    for _ in range(12):
-        with pytest.raises(ApiError):
+    def bad() -> str:
+        with pytest.raises(ApiError) as refused:
             client.request("POST", "/v1/person/merge", {"people": []})
+        return str(refused.value)
 
+    messages = client.run_all([bad] * 24)
+
+    assert all("HTTP 400" in m for m in messages)
     assert sandbox.bans == 0
 
 

@@ -326,6 +326,12 @@ CONVERTED = [
     (to_datetime, "2024-05-01T13:45:00.123456Z", AT_1345Z),
     (phone_converter(None), "+61 401 234 567", AU_MOBILE),
     (phone_converter(None), "+1 650-253-0000", {"c": "1", "n": "6502530000"}),
+    (phone_converter(None), "+39 06 1234 5678", {"c": "39", "n": "0612345678"}),
+    (
+        to_date,
+        dt.datetime(1990, 1, 5, 0, 30, tzinfo=SYDNEY),
+        {**MAY_1, "year": 1990, "month": 1, "day": 5},
+    ),
     (phone_converter("AU"), "0401 234 567", AU_MOBILE),
     (phone_converter("US"), "+61 401 234 567", AU_MOBILE),
     (to_geo, "Sydney", {"name": "Sydney"}),

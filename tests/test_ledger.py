@@ -248,3 +248,98 @@ def test_ledger_handles_batches_larger_than_sqlite_parameter_limits(tmp_path, co
     ledger.acknowledge("s", entries)
 
     assert len(ledger.unchanged("s", {k: "h" for k, _, _ in entries})) == count
+
+
+def test_activate_version_before_the_records_removes_nothing_that_is_sent(sandbox, config):
+    config["streams"] = {"people": {"delete_behavior": "archive"}}
+    run_target(config, messages(people(3)))
+
+    result = run_target(
+        config,
+        [
+            schema_message("people", PEOPLE),
+            {"type": "ACTIVATE_VERSION", "stream": "people", "version": 2},
+            *record_messages("people", people(2)),
+            {"type": "ACTIVATE_VERSION", "stream": "people", "version": 2},
+        ],
+    )
+
+    assert result.error is None
+    archived = {p.fields["str::email"] for p in sandbox.store.people.values() if p.archived}
+    assert archived == {"p2@example.com"}
+    assert len(sandbox.store.people) == 3
+
+
+def test_a_record_deleted_then_back_in_the_same_run_is_not_removed(sandbox, config):
+    config.update(batch_size=1, max_concurrency=1)
+    config["streams"] = {"people": {"delete_behavior": "archive"}}
+    run_target(config, messages(people(1)))
+    deleted = {"email": "p0@example.com", "_sdc_deleted_at": "2026-11-01T00:00:00Z"}
+    back = {"email": "p0@example.com", "first_name": "Back"}
+    other = [{"email": f"o{i}@example.com"} for i in range(3)]
+
+    run_target(config, messages([deleted, other[0], back, other[1], other[2]]))
+
+    person = sandbox.store.find_person("p0@example.com")
+    assert not person.archived and person.fields["str::first"] == "Back"
+
+
+def test_a_snapshot_row_rejected_this_run_has_not_left(sandbox, config):
+    config["streams"] = {"people": {"full_snapshot": True, "delete_behavior": "delete"}}
+    config["on_invalid_record"] = "reject"
+    schema = {**PEOPLE, "phone": {"type": ["string", "null"]}}
+    first = [{"email": f"p{i}@example.com", "phone": "+61 412 345 678"} for i in range(3)]
+    run_target(config, [schema_message("people", schema), *record_messages("people", first)])
+    second = [*first[:2], {"email": "p2@example.com", "phone": "not a phone"}]
+
+    result = run_target(
+        config, [schema_message("people", schema), *record_messages("people", second)]
+    )
+
+    assert result.error is None
+    assert len(sandbox.store.people) == 3
+
+
+def test_a_snapshot_row_whose_first_merge_key_was_filled_in_has_not_left(sandbox, config):
+    schema = {**PEOPLE, "email": {"type": ["string", "null"]}, "external_id": {"type": "string"}}
+    config["streams"] = {
+        "people": {
+            "merge_by": ["email", "external_id"],
+            "full_snapshot": True,
+            "delete_behavior": "archive",
+        }
+    }
+
+    def run(record: dict) -> None:
+        run_target(config, [schema_message("people", schema), *record_messages("people", [record])])
+
+    run({"email": None, "external_id": "X1"})
+    run({"email": "a@example.com", "external_id": "X1"})
+
+    (person,) = sandbox.store.people.values()
+    assert not person.archived
+    assert person.fields["str::email"] == "a@example.com"
+
+
+def test_dry_run_of_a_snapshot_plans_no_removal_of_unchanged_rows(sandbox, config, caplog):
+    config["streams"] = {"people": {"full_snapshot": True, "delete_behavior": "delete"}}
+    run_target(config, messages(people(5)))
+    config["dry_run"] = True
+
+    with caplog.at_level("INFO"):
+        result = run_target(config, messages(people(4)))
+
+    assert result.error is None and result.states == []
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Summary")]
+    assert summary == ["Summary: Stream 'people': 4 read; unchanged 4, would remove 1"]
+    assert not any(p.archived for p in sandbox.store.people.values())
+
+
+def test_update_mode_records_ortto_ignored_are_sent_again_next_run(sandbox, config):
+    config["streams"] = {"people": {"mode": "update"}}
+    run_target(config, messages([{"email": "later@example.com", "first_name": "Later"}]))
+    sandbox.store.merge("person", {"people": [{"fields": {"str::email": "later@example.com"}}]})
+
+    run_target(config, messages([{"email": "later@example.com", "first_name": "Later"}]))
+
+    assert sandbox.store.find_person("later@example.com").fields["str::first"] == "Later"

@@ -239,3 +239,46 @@ def test_consent_columns_only_set_permissions_when_mapped_explicitly(sandbox, co
     assert fields["bol::p"] is False
     assert fields["bol:cm:email-permission"] is True
     assert "bol::sp" not in fields
+
+
+def test_after_a_schema_change_later_records_still_win(sandbox, config):
+    config.update(batch_size=1, max_concurrency=1)  # the new sink fills (and drains) first
+    wider = {**PERSON, "last_name": {"type": ["string", "null"]}}
+
+    run_target(
+        config,
+        [
+            schema_message("people", PERSON),
+            *record_messages("people", [{"email": "a@example.com", "first_name": "Old"}]),
+            schema_message("people", wider),
+            *record_messages(
+                "people",
+                [
+                    {"email": "a@example.com", "first_name": "New"},
+                    {"email": "c@example.com", "first_name": "C"},
+                ],
+            ),
+        ],
+    )
+
+    assert sandbox.store.find_person("a@example.com").fields["str::first"] == "New"
+
+
+def test_an_audience_drain_first_sends_people_buffered_before_it(sandbox, config):
+    audience = sandbox.store.add_audience("Newsletter")
+    config.update(batch_size=1, max_concurrency=1)
+    config["streams"] = {"audience_members": {"audience": "Newsletter"}}
+    members = {"email": {"type": "string"}}
+
+    result = run_target(
+        config,
+        [
+            schema_message("people", PERSON),
+            schema_message("audience_members", members),
+            *record_messages("people", [{"email": "p1@example.com"}]),
+            *record_messages("audience_members", [{"email": "p1@example.com"}] * 3),
+        ],
+    )
+
+    assert result.error is None
+    assert len(sandbox.store.subscriptions(audience)) == 1

@@ -203,6 +203,7 @@ def test_plan_takes_person_id_or_external_id_when_there_is_no_email():
         ({"email": "nope"}, "not a valid email"),
         ({"email": None}, "no value in email"),
         ({"email": "a@b.co", "subscribed": "maybe"}, "not true or false"),
+        ({"email": "a@b.co", "subscribed": None}, "must say true or false"),
     ],
 )
 def test_plan_refuses_records_it_cannot_subscribe(record, reason):

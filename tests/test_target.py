@@ -211,3 +211,48 @@ def test_config_errors_are_config_errors():
 
     with pytest.raises(ConfigError):
         parse_settings({"api_key": "k", "region": "mars"})
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('{"type": "RECORD", "stream": "people", "record": {"email": "a@b.co"}}\n', "schema"),
+        ('{"type": "SCHEMA", "stream": "people", "schema": {"properties": {}\n', "line"),
+    ],
+)
+def test_malformed_input_is_a_clear_error_not_a_traceback(config, tmp_path, text, named):
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "target_ortto", "--config", str(config_path)],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert named in done.stderr.lower()
+
+
+def test_a_key_with_a_line_break_is_refused_without_echoing_it(config, tmp_path):
+    done = cli({**config, "api_key": "secretKEY123\nx"}, people_messages(), tmp_path)
+
+    assert done.returncode == 1
+    assert "api_key" in done.stderr
+    assert "secretKEY123" not in done.stderr + done.stdout
+
+
+def test_settings_repr_never_shows_the_key(config):
+    from target_ortto.settings import parse_settings
+
+    assert API_KEY not in repr(parse_settings(config))
+
+
+def test_dry_run_emits_no_state(sandbox, config):
+    result = run_target({**config, "dry_run": True}, people_messages())
+
+    assert result.error is None
+    assert result.states == []
