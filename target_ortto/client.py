@@ -27,7 +27,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)
 
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 BAD_REQUEST_WINDOW = 15.0  # Ortto bans an IP after 15 bad requests in 15 s ...
-BAD_REQUEST_BUDGET = 12  # ... so we never risk more than this many in that window.
+BAD_REQUEST_BUDGET = 14  # ... so bad answers plus requests in flight stay below 15.
 MAX_RATE_LIMITED = 30  # 429s one request may meet; they cost time, never data.
 BACKOFF_CAP = 30.0
 
