@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +12,7 @@ from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks import BatchSink
 
 from target_ortto import api, deletes
+from target_ortto.client import wait_all
 from target_ortto.deletes import Deletion
 from target_ortto.fields import FieldPlan, Invalid, MergeRecord
 from target_ortto.ledger import ledger_key, payload_hash
@@ -28,11 +30,13 @@ Pending = list[tuple[Any, dict]]  # (item to send, the record it came from)
 Request = tuple[Pending, Callable[[], list[api.Outcome]]]  # items, and a call sending them
 
 
-def drain(sink: BatchSink) -> None:
-    """Send a sink's pending records now, as the SDK's `Target.drain_one` does."""
+def drain(sink: OrttoSink) -> None:
+    """Send a sink's pending records now, as the SDK's `Target.drain_one` does, and wait
+    for Ortto's answers."""
     if sink.current_size:
         sink.process_batch(sink.start_drain())
         sink.mark_drained()
+    sink.wait_sent()
 
 
 def _chunked(items: Pending, size: int) -> list[Pending]:
@@ -57,6 +61,7 @@ class OrttoSink(BatchSink):
         self._samples_shown = 0
         self._snapshot = self.stream_settings.full_snapshot
         self._dry_run_seen: set[str] = set()  # a dry run writes no ledger
+        self._in_flight: list[tuple[set[Any], list[Future[None]]]] = []  # (keys, requests)
 
     # --- what each kind of sink provides ------------------------------------------------
 
@@ -127,8 +132,16 @@ class OrttoSink(BatchSink):
         pending[item.key] = (item, record)
 
     def process_batch(self, context: dict) -> None:
+        """Send a drain without waiting for its answers, so the next batch is read meanwhile.
+
+        Safe for STATE: the SDK emits it only after `drain_all`, which waits for every
+        answer (`TargetOrtto._drain_all` -> `wait_sent`). A drain first waits for earlier
+        ones that touch the same records (so later values win) and for all but the latest
+        (so memory stays bounded); a failure surfaces at the next drain at the latest.
+        """
         self.before_batch()
         pending = list(context.get("pending", {}).values())
+        self._wait_for({item.key for item, _ in pending})
         deletions = [item for item, _ in pending if isinstance(item, Deletion)]
         if deletions:
             self._queue_deletions(deletions)
@@ -138,10 +151,29 @@ class OrttoSink(BatchSink):
         if self.run.settings.dry_run:
             self._show_plan(pending)
             return
-        self.run.client.run_all(
+        futures = self.run.client.submit_all(
             partial(self._send_and_account, chunk, send, hashes)
             for chunk, send in self.requests(pending)
         )
+        self._in_flight.append(({item.key for item, _ in pending}, futures))
+
+    def _wait_for(self, keys: set[Any]) -> None:
+        """Wait for earlier drains that share a key with `keys`, and all but the latest."""
+        latest = len(self._in_flight) - 1
+        waiting = []
+        for index, (sent_keys, futures) in enumerate(self._in_flight):
+            failed = any(f.done() and f.exception() for f in futures)
+            if index < latest or failed or not sent_keys.isdisjoint(keys):
+                wait_all(futures)
+            else:
+                waiting.append((sent_keys, futures))
+        self._in_flight = waiting
+
+    def wait_sent(self) -> None:
+        """Return once Ortto answered everything this sink sent; raise the first failure."""
+        in_flight, self._in_flight = self._in_flight, []
+        for _, futures in in_flight:
+            wait_all(futures)
 
     def activate_version(self, new_version: int) -> None:
         """The tap sends (or is sending) its whole table: keys it does not send have left.

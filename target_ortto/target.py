@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import threading
 from collections.abc import Iterable
+from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
+import msgspec
 from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.singerlib.encoding import SimpleSingerReader
 from singer_sdk.singerlib.exceptions import InvalidInputLine, SingerReadError
-from singer_sdk.singerlib.json import deserialize_json
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
@@ -71,16 +71,20 @@ STREAM_SETTINGS = th.ObjectType(
 )
 
 
+# Decimals as the SDK's reader makes them (`parse_float=Decimal`), about 4x faster than
+# `json.loads`: parsing the input is a large part of a target's CPU time per record.
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+
+
 class MessageReader(SimpleSingerReader):
-    """The SDK's reader, minus the traceback it logs for a line that is not JSON."""
+    """The SDK's reader, parsing with msgspec, minus the traceback for a line not JSON."""
 
     def deserialize_json(self, line: str) -> dict:
         try:
-            return deserialize_json(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputLine(
-                f"Input line is not valid JSON ({exc.msg}, column {exc.colno}): {line[:200]!r}"
-            ) from None
+            return _DECODER.decode(line)
+        except msgspec.DecodeError as exc:
+            message = f"Input line is not valid JSON ({exc}): {line[:200]!r}"
+            raise InvalidInputLine(message) from None
 
 
 class Run:
@@ -323,8 +327,11 @@ class TargetOrtto(Target):
         """Merges before subscriptions, so people created in this run can be subscribed."""
         sinks = list(sink_list)
         merges = [s for s in sinks if isinstance(s, MergeSink)]
-        super()._drain_all(merges, parallelism)
-        super()._drain_all([s for s in sinks if s not in merges], parallelism)
+        others = [s for s in sinks if s not in merges]
+        for group in (merges, others):
+            super()._drain_all(group, parallelism)
+            for sink in group:
+                sink.wait_sent()  # drains send without waiting; STATE follows this
 
     def process_endofpipe(self) -> None:
         super().process_endofpipe()

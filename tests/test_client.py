@@ -209,3 +209,21 @@ def test_rate_limiter_spaces_requests_across_threads():
 
     times.sort()
     assert times[-1] - times[0] >= 39 / 50 * 0.95
+
+
+def test_a_failure_in_an_early_drain_fails_the_run_with_no_state(sandbox, config):
+    config.update(batch_size=10, max_concurrency=2, max_retries=0)  # drains of 40 records
+    records = people(400)
+    stream = [
+        schema_message("people", PEOPLE),
+        *record_messages("people", records[:200]),
+        state_message({"half": True}),
+        *record_messages("people", records[200:]),
+        state_message({"done": True}),
+    ]
+
+    result = run_target(config, stream, after_first_schema=lambda: sandbox.fail_next(1, 503))
+
+    assert isinstance(result.error, ApiError) and "503" in str(result.error)
+    assert result.states == []
+    assert len(sandbox.store.people) < 400
