@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import httpx
+import msgspec
 
 from target_ortto.errors import ApiError, AuthError
 
@@ -25,6 +26,8 @@ T = TypeVar("T")
 # httpx logs every request at INFO; our request log and progress lines say what matters.
 logging.getLogger("httpx").setLevel(logging.WARNING)
 
+# Request bodies as compact UTF-8 JSON, several times faster than `json.dumps`.
+_JSON = msgspec.json.Encoder()
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 BAD_REQUEST_WINDOW = 15.0  # Ortto bans an IP after 15 bad requests in 15 s ...
 BAD_REQUEST_BUDGET = 14  # ... so bad answers plus requests in flight stay below 15.
@@ -148,7 +151,7 @@ class OrttoClient:
 
     def request(self, method: str, path: str, body: Any) -> Any:
         """Send one request until Ortto answers it; return the parsed JSON answer."""
-        payload = json.dumps(body, separators=(",", ":"))
+        payload = _JSON.encode(body)
         failures = rate_limited = 0
         while True:
             self.limiter.acquire()
