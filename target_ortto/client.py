@@ -136,14 +136,27 @@ class OrttoClient:
             ),
         )
         self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="ortto")
+        self.failed = False
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
         self._http.close()
 
     def submit_all(self, tasks: Iterable[Callable[[], T]]) -> list[Future[T]]:
-        """Start tasks, at most `max_concurrency` running at a time across the run."""
-        return [self._pool.submit(task) for task in tasks]
+        """Start tasks, at most `max_concurrency` running at a time across the run.
+
+        Once one task failed the run is over: tasks still queued then send nothing.
+        """
+        return [self._pool.submit(self._unless_failed, task) for task in tasks]
+
+    def _unless_failed(self, task: Callable[[], T]) -> T:
+        if self.failed:
+            raise ApiError("Not sent: an earlier request of this run failed.")
+        try:
+            return task()
+        except BaseException:
+            self.failed = True
+            raise
 
     def run_all(self, tasks: Iterable[Callable[[], T]]) -> list[T]:
         """Run tasks (see `submit_all`) and return their results when all have finished."""
@@ -157,21 +170,22 @@ class OrttoClient:
             self.limiter.acquire()
             self.guard.enter()
             started = time.monotonic()
+            bad = False
             try:
                 response = self._http.request(method, path, content=payload)
+                bad = 400 <= response.status_code < 500 and response.status_code != 429
             except httpx.LocalProtocolError:
-                self.guard.leave(bad=False)
                 raise ApiError(
                     f"{method} {path}: the request could not be formed (often: the api_key "
                     "has characters a header cannot carry). Check api_key."
                 ) from None
             except httpx.TransportError as exc:
-                self.guard.leave(bad=False)
                 self._log(method, path, body, None, started, error=type(exc).__name__)
                 failures += 1
                 self._retry_or_raise(method, path, failures, type(exc).__name__)
                 continue
-            self.guard.leave(bad=400 <= response.status_code < 500 and response.status_code != 429)
+            finally:
+                self.guard.leave(bad=bad)
             answer = _parse(response)
             self._log(method, path, body, response.status_code, started, answer=answer)
             status = response.status_code

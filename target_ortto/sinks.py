@@ -14,6 +14,7 @@ from singer_sdk.sinks import BatchSink
 from target_ortto import api, deletes
 from target_ortto.client import wait_all
 from target_ortto.deletes import Deletion
+from target_ortto.errors import StreamError
 from target_ortto.fields import FieldPlan, Invalid, MergeRecord
 from target_ortto.ledger import ledger_key, payload_hash
 from target_ortto.objects import FIND_STRATEGIES, MERGE_OBJECTS
@@ -59,8 +60,10 @@ class OrttoSink(BatchSink):
         # A drain fans out into up to `max_concurrency` requests of `batch_size` records.
         self.MAX_SIZE_DEFAULT = self.run.settings.batch_size * self.run.settings.max_concurrency * 2
         self._samples_shown = 0
-        self._snapshot = self.stream_settings.full_snapshot
-        self._dry_run_seen: set[str] = set()  # a dry run writes no ledger
+        if self.stream_settings.full_snapshot:
+            self.run.snapshot_streams.add(stream_name)
+        # A dry run writes no ledger: the keys it saw, per stream (sinks come and go).
+        self._dry_run_seen: set[str] = self.run.dry_run_seen.setdefault(stream_name, set())
         self._in_flight: list[tuple[set[Any], list[Future[None]]]] = []  # (keys, requests)
 
     # --- what each kind of sink provides ------------------------------------------------
@@ -84,6 +87,11 @@ class OrttoSink(BatchSink):
     def key_from(self, record: Mapping[str, Any]) -> Any:
         """The key of a record that could not be mapped, if it can still be told."""
         return None
+
+    def identities(self, item: Any) -> set[Any]:
+        """Everything by which Ortto may find this item's record: requests for items that
+        share one are never in flight together."""
+        return {item.key}
 
     def payload(self, item: Any) -> Any:
         """What decides whether an item changed since Ortto last acknowledged it."""
@@ -141,7 +149,8 @@ class OrttoSink(BatchSink):
         """
         self.before_batch()
         pending = list(context.get("pending", {}).values())
-        self._wait_for({item.key for item, _ in pending})
+        identities = set().union(*(self.identities(item) for item, _ in pending))
+        self._wait_for(identities)
         deletions = [item for item, _ in pending if isinstance(item, Deletion)]
         if deletions:
             self._queue_deletions(deletions)
@@ -155,7 +164,7 @@ class OrttoSink(BatchSink):
             partial(self._send_and_account, chunk, send, hashes)
             for chunk, send in self.requests(pending)
         )
-        self._in_flight.append(({item.key for item, _ in pending}, futures))
+        self._in_flight.append((identities, futures))
 
     def _wait_for(self, keys: set[Any]) -> None:
         """Wait for earlier drains that share a key with `keys`, and all but the latest."""
@@ -171,9 +180,16 @@ class OrttoSink(BatchSink):
 
     def wait_sent(self) -> None:
         """Return once Ortto answered everything this sink sent; raise the first failure."""
-        in_flight, self._in_flight = self._in_flight, []
-        for _, futures in in_flight:
-            wait_all(futures)
+        while self._in_flight:
+            wait_all(self._in_flight[0][1])
+            del self._in_flight[0]
+
+    def process_batch_files(self, encoding: Any, files: Any) -> None:
+        raise StreamError(
+            f"Stream '{self.stream_name}': the tap sent BATCH messages, which target-ortto "
+            "does not read (each record must be mapped and acknowledged one by one). Turn "
+            "off the tap's batch mode (its `batch_config`)."
+        )
 
     def activate_version(self, new_version: int) -> None:
         """The tap sends (or is sending) its whole table: keys it does not send have left.
@@ -182,7 +198,7 @@ class OrttoSink(BatchSink):
         the end of the stream; the pending batch is drained now, as the SDK does not.
         """
         drain(self)
-        self._snapshot = True
+        self.run.snapshot_streams.add(self.stream_name)
 
     def clean_up(self) -> None:
         # Only the stream's current sink finishes it: an older sink (replaced by a schema
@@ -197,7 +213,7 @@ class OrttoSink(BatchSink):
         """Keys present in the source this run, whether or not they are sent."""
         if self.run.settings.dry_run:
             self._dry_run_seen.update(keys)
-        elif self._snapshot or self.stream_settings.delete_behavior != "none":
+        elif self._is_snapshot or self.stream_settings.delete_behavior != "none":
             self.run.ledger.mark_seen(self.stream_name, keys)
 
     def _changed(self, pending: Pending) -> tuple[Pending, dict[str, str]]:
@@ -274,7 +290,7 @@ class OrttoSink(BatchSink):
         self.run.finished_streams.add(self.stream_name)
         ledger = self.run.ledger
         entries = ledger.queued_deletions(self.stream_name)
-        if self._snapshot:
+        if self._is_snapshot:
             entries += ledger.not_seen(self.stream_name)
         entries = [e for e in dict(entries).items() if e[0] not in self._dry_run_seen]
         if not entries:
@@ -287,6 +303,10 @@ class OrttoSink(BatchSink):
             self.run.report.count(self.stream_name, "planned_deletes", len(entries))
             return
         self.remove_left(entries)
+
+    @property
+    def _is_snapshot(self) -> bool:
+        return self.stream_name in self.run.snapshot_streams
 
     def removal_action(self) -> str:
         return self.stream_settings.delete_behavior
@@ -353,6 +373,16 @@ class MergeSink(OrttoSink):
             return later
         earlier.fold(later)
         return earlier
+
+    def identities(self, item: Any) -> set[Any]:
+        if isinstance(item, Deletion):
+            return {item.key}
+        fields = item.fields
+        return {item.key} | {
+            self.plan.key_of({field: fields[field]})
+            for field in self.plan.merge_by
+            if fields.get(field) is not None
+        }
 
     def payload(self, item: MergeRecord) -> Any:
         return [item.body(), self.options.merge_strategy, self.options.skip_non_existing]

@@ -128,6 +128,8 @@ class Run:
         self.audience_ids: dict[str, str] = {}  # audience name -> ID, looked up once
         self.active_sinks: dict[str, Any] = {}  # stream -> its current sink
         self.finished_streams: set[str] = set()  # deletions applied once per stream
+        self.snapshot_streams: set[str] = set()  # full snapshots, or ACTIVATE_VERSION seen
+        self.dry_run_seen: dict[str, set[str]] = {}
         self.lock = threading.Lock()
         self.report.client_stats = self.client.stats
         self.report.start_progress()
@@ -334,9 +336,23 @@ class TargetOrtto(Target):
                 sink.wait_sent()  # drains send without waiting; STATE follows this
 
     def process_endofpipe(self) -> None:
-        super().process_endofpipe()
+        try:
+            super().process_endofpipe()
+        finally:
+            if "run" in self.__dict__:
+                self.run.close()
+
+    def _handle_termination(self, signum: int, frame: Any) -> None:
+        """On SIGTERM/SIGINT stop without draining (the SDK drains, which is unsafe with
+        requests in flight): the last STATE emitted stays true; the rest is resent later."""
+        self.logger.warning(
+            "Received signal %d: stopping. Nothing after the last emitted STATE is confirmed; "
+            "the next run resumes from it.",
+            signum,
+        )
         if "run" in self.__dict__:
-            self.run.close()
+            self.run.client.failed = True  # queued requests are not sent
+        raise SystemExit(128 + signum)
 
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> None:

@@ -282,3 +282,34 @@ def test_an_audience_drain_first_sends_people_buffered_before_it(sandbox, config
 
     assert result.error is None
     assert len(sandbox.store.subscriptions(audience)) == 1
+
+
+def test_the_same_person_under_another_merge_key_is_never_raced_across_drains(sandbox, config):
+    sandbox.set_faults(latency=0.2)
+    config.update(batch_size=1, max_concurrency=2)  # drains of 4 records, sent while reading
+    config["streams"] = {"people": {"merge_by": ["email", "external_id"]}}
+    schema = {**PERSON, "email": {"type": ["string", "null"]}, "external_id": {"type": "string"}}
+    records = [
+        {"email": "a@example.com", "external_id": "X", "first_name": "Old"},
+        *[{"email": f"f{i}@example.com", "external_id": f"F{i}"} for i in range(3)],
+        {"email": None, "external_id": "X", "first_name": "New"},
+    ]
+
+    run_target(config, [schema_message("people", schema), *record_messages("people", records)])
+
+    assert sandbox.store.find_person("a@example.com").fields["str::first"] == "New"
+
+
+def test_batch_messages_are_refused_with_a_clear_error(sandbox, config, tmp_path):
+    batch = {
+        "type": "BATCH",
+        "stream": "people",
+        "encoding": {"format": "jsonl", "compression": "none"},
+        "manifest": [str(tmp_path / "part.jsonl")],
+    }
+    (tmp_path / "part.jsonl").write_text('{"email": "a@example.com"}\n')
+
+    result = run_target(config, [schema_message("people", PERSON), batch])
+
+    assert "BATCH" in str(result.error)
+    assert not sandbox.store.people

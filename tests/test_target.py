@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -256,3 +257,17 @@ def test_dry_run_emits_no_state(sandbox, config):
 
     assert result.error is None
     assert result.states == []
+
+
+def test_a_termination_signal_stops_without_draining_or_state(sandbox, config):
+    from target_ortto.target import TargetOrtto
+
+    target = TargetOrtto(config=config)
+    target.process_lines(io.StringIO("".join(json.dumps(m) + "\n" for m in people_messages())))
+
+    with pytest.raises(SystemExit) as stopped:
+        target._handle_termination(15, None)
+
+    assert stopped.value.code == 143
+    assert target.run.client.failed
+    assert not sandbox.store.people
