@@ -105,34 +105,42 @@ def _same_name(field_id: str, existing: dict[str, str]) -> str | None:
     return None
 
 
+def _problem(plan: FieldPlan, what: str, lines: list[str], fix: str) -> str:
+    """One message for every field with the same problem, and how to fix them all."""
+    listed = "\n".join(f"  - {line}" for line in lines)
+    return f"Stream '{plan.stream_name}': {what}:\n{listed}\nFix: {fix} Nothing was written."
+
+
 def _missing_message(plan: FieldPlan, missing: list[Column]) -> str:
-    lines = [f"  - {c.field_id} ({c.display_type}) from column '{c.name}'" for c in missing]
-    return (
-        f"Stream '{plan.stream_name}': Ortto has no {plan.obj.name} custom field for these "
-        "columns, so it would reject every record:\n" + "\n".join(lines) + "\n"
-        "Fix: create them in Ortto (Settings > Custom fields) with those names and types, or "
-        "set create_custom_fields: true to let target-ortto create them. Nothing was written."
+    return _problem(
+        plan,
+        f"Ortto has no {plan.obj.name} custom field for these columns, so it would reject "
+        "every record",
+        [f"{c.field_id} ({c.display_type}) from column '{c.name}'" for c in missing],
+        "create them in Ortto (Settings > Custom fields) with those names and types, or set "
+        "create_custom_fields: true to let target-ortto create them.",
     )
 
 
 def _select_message(plan: FieldPlan, selects: list[Column]) -> str:
-    lines = [f"  - {c.field_id} from column '{c.name}'" for c in selects]
-    return (
-        f"Stream '{plan.stream_name}': these multi-select custom fields do not exist, and "
-        "Ortto needs their list of options to create them:\n" + "\n".join(lines) + "\n"
-        "Fix: create them in Ortto with their options, or map the column to a text field "
-        "(field_map) or to tags. Nothing was written."
+    return _problem(
+        plan,
+        "these multi-select custom fields do not exist, and Ortto needs their list of "
+        "options to create them",
+        [f"{c.field_id} from column '{c.name}'" for c in selects],
+        "create them in Ortto with their options, or map the column to a text field "
+        "(field_map) or to tags.",
     )
 
 
 def _clash_message(plan: FieldPlan, clashes: list[tuple[Column, str]]) -> str:
-    lines = [
-        f"  - column '{c.name}' needs {c.field_id} ({c.display_type}), Ortto has {have}"
-        for c, have in clashes
-    ]
-    return (
-        f"Stream '{plan.stream_name}': custom fields in Ortto have another type than the "
-        "columns:\n" + "\n".join(lines) + "\n"
-        "Fix: cast the column in the source (or a stream map) to the field's type, or map the "
-        "column to another field in field_map. Nothing was written."
+    return _problem(
+        plan,
+        "custom fields in Ortto have another type than the columns",
+        [
+            f"column '{c.name}' needs {c.field_id} ({c.display_type}), Ortto has {have}"
+            for c, have in clashes
+        ],
+        "cast the column in the source (or a stream map) to the field's type, or map the "
+        "column to another field in field_map.",
     )
