@@ -72,11 +72,11 @@ def clear(
 
 def remove(
     client: OrttoClient, plan: FieldPlan, entries: list[tuple[str, str | None]], delete: bool
-) -> tuple[list[str], list[str], int, int]:
+) -> tuple[list[str], int, int]:
     """Archive (and, with `delete`, then delete) records.
 
-    Returns the keys found in Ortto, the keys not found, and how many Ortto reported
-    archived and deleted (scheduled ones included).
+    Returns the keys not found in Ortto, and how many Ortto reported archived and deleted
+    (scheduled ones included).
     """
     ids: dict[str, str] = {}
     missing: list[str] = []
@@ -98,4 +98,4 @@ def remove(
         archived += api.archive(client, plan.obj, batch)
         if delete:
             deleted += api.delete(client, plan.obj, batch)
-    return list(ids), missing, archived, deleted
+    return missing, archived, deleted

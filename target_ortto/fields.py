@@ -22,7 +22,6 @@ from target_ortto.objects import FIELD_ID, FIND_STRATEGIES, PERSON, OrttoObject
 
 STRING_MAX = 255
 LONG_TEXT_MAX = 4000
-CONSENT_FIELDS = frozenset({"bol::p", "bol::sp"})
 TAGS_COLUMNS = {"tags": "tags", "unset_tags": "unset_tags"}
 SOURCE_IP_COLUMNS = frozenset({"source_ip", "ip_address"})
 # Ortto field type -> the `type` its custom-field create endpoint takes.

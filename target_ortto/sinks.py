@@ -402,7 +402,7 @@ class MergeSink(OrttoSink):
             outcomes = deletes.clear(client, self.plan, keys, self.run.settings.async_merge)
             report.count(self.stream_name, "cleared", sum(o.acknowledged for o in outcomes))
         elif behavior in {"archive", "delete"}:
-            _, missing, archived, deleted = deletes.remove(
+            missing, archived, deleted = deletes.remove(
                 client, self.plan, entries, behavior == "delete"
             )
             report.count(self.stream_name, "archived", archived)
