@@ -1,7 +1,7 @@
 """HTTP to Ortto: one connection pool, one rate limiter, retries, errors that say what to do.
 
-One `OrttoClient` is shared by every stream of a run (sinks drain in parallel threads),
-so everything here is thread-safe.
+One `OrttoClient` is shared by every stream of a run (requests run on the dispatcher's
+threads), so everything here is thread-safe.
 """
 
 from __future__ import annotations
@@ -12,16 +12,13 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import msgspec
 
 from target_ortto.errors import ApiError, AuthError
-
-T = TypeVar("T")
 
 # httpx logs every request at INFO; our request log and progress lines say what matters.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -135,32 +132,9 @@ class OrttoClient:
                 max_connections=max_concurrency, max_keepalive_connections=max_concurrency
             ),
         )
-        self._pool = ThreadPoolExecutor(max_concurrency, thread_name_prefix="ortto")
-        self.failed = False
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
         self._http.close()
-
-    def submit_all(self, tasks: Iterable[Callable[[], T]]) -> list[Future[T]]:
-        """Start tasks, at most `max_concurrency` running at a time across the run.
-
-        Once one task failed the run is over: tasks still queued then send nothing.
-        """
-        return [self._pool.submit(self._unless_failed, task) for task in tasks]
-
-    def _unless_failed(self, task: Callable[[], T]) -> T:
-        if self.failed:
-            raise ApiError("Not sent: an earlier request of this run failed.")
-        try:
-            return task()
-        except BaseException:
-            self.failed = True
-            raise
-
-    def run_all(self, tasks: Iterable[Callable[[], T]]) -> list[T]:
-        """Run tasks (see `submit_all`) and return their results when all have finished."""
-        return wait_all(self.submit_all(tasks))
 
     def request(self, method: str, path: str, body: Any) -> Any:
         """Send one request until Ortto answers it; return the parsed JSON answer."""
@@ -262,16 +236,6 @@ class OrttoClient:
                     "error": error,
                 }
             )
-
-
-def wait_all(futures: list[Future[T]]) -> list[T]:
-    """Wait for every task even when one fails, so nothing is left in flight, then raise
-    the first failure, or return the results in order."""
-    errors = [f.exception() for f in futures]
-    for error in errors:
-        if error is not None:
-            raise error
-    return [f.result() for f in futures]
 
 
 def _parse(response: httpx.Response) -> Any:

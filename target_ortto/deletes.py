@@ -8,7 +8,6 @@ removed, so a broken source cannot empty the CDP.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from target_ortto import api
@@ -22,16 +21,6 @@ ID_BATCH = 100  # Ortto takes up to 100 IDs per archive or delete call
 
 class TooManyDeletesError(OrttoError):
     """A run would remove more than `max_deletes`; nothing was removed."""
-
-
-@dataclass(frozen=True)
-class Deletion:
-    """A record deleted at the source (`_sdc_deleted_at`), to be applied at the stream's end."""
-
-    key: tuple[Any, ...]
-
-    def body(self) -> dict[str, Any]:
-        return {"delete": list(self.key)}
 
 
 def check_limit(stream: str, count: int, max_deletes: int, action: str) -> None:

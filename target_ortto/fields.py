@@ -1,27 +1,39 @@
-"""Stream schema -> Ortto field IDs, and record values -> Ortto values.
+"""Stream schema -> plan: which Ortto field each column becomes, and its converter.
 
 Everything that can be decided from the schema is decided once, in `FieldPlan.build`,
-so the per-record work in `FieldPlan.apply` is a loop over prepared converters.
-All functions here are pure: no I/O, no shared state.
+so the per-record work in `FieldPlan.apply` is a loop over prepared converters
+(`convert.py`). All functions here are pure: no I/O, no shared state.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import unicodedata
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-import phonenumbers
-
+from target_ortto.convert import (
+    STRING_MAX,
+    ConversionError,
+    Converter,
+    passthrough,
+    phone_converter,
+    to_boolean,
+    to_date,
+    to_datetime,
+    to_decimal,
+    to_email,
+    to_geo,
+    to_integer,
+    to_long_text,
+    to_string,
+    to_string_list,
+)
 from target_ortto.errors import StreamError
+from target_ortto.items import Invalid, MergeRecord
 from target_ortto.objects import FIELD_ID, FIND_STRATEGIES, PERSON, OrttoObject
 
-STRING_MAX = 255
-LONG_TEXT_MAX = 4000
 TAGS_COLUMNS = {"tags": "tags", "unset_tags": "unset_tags"}
 SOURCE_IP_COLUMNS = frozenset({"source_ip", "ip_address"})
 # Ortto field type -> the `type` its custom-field create endpoint takes.
@@ -36,17 +48,7 @@ DISPLAY_TYPES = {
     "phn": "phone",
     "obj": "object",
 }
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _WORDS = re.compile(r"[A-Z]+[0-9]*(?![a-z])|[A-Z]?[a-z]+[0-9]*|[0-9]+")
-_THOUSAND = Decimal(1000)
-_TRUE = {"true", "t", "yes", "y", "1"}
-_FALSE = {"false", "f", "no", "n", "0"}
-
-Converter = Callable[[Any], Any]
-
-
-class ConversionError(ValueError):
-    """A value that cannot become the Ortto field's type; the message is the reason."""
 
 
 def kebab_case(name: str) -> str:
@@ -63,144 +65,6 @@ def readable_name(field_name: str) -> str:
 def alias_key(column: str) -> str:
     """Alias lookup key: case-insensitive; camelCase, spaces and dashes count as `_`."""
     return kebab_case(column).replace("-", "_")
-
-
-# --- value converters --------------------------------------------------------------------
-
-
-def to_string(value: Any, limit: int = STRING_MAX) -> str:
-    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal, float)):
-        raise ConversionError(f"expected text, got {type(value).__name__}")
-    text = value if isinstance(value, str) else str(value)
-    if len(text) > limit:
-        raise ConversionError(f"text of {len(text)} characters is longer than Ortto's {limit}")
-    return text
-
-
-def to_long_text(value: Any) -> str:
-    return to_string(value, LONG_TEXT_MAX)
-
-
-def to_email(value: Any) -> str:
-    text = to_string(value).strip()
-    if not _EMAIL.match(text):
-        raise ConversionError(f"{text!r} is not a valid email address")
-    return text
-
-
-def _decimal(value: Any) -> Decimal:
-    if isinstance(value, bool):
-        raise ConversionError(f"expected a number, got {value!r}")
-    try:
-        number = Decimal(value) if isinstance(value, (int, Decimal)) else Decimal(str(value))
-    except InvalidOperation:
-        raise ConversionError(f"{value!r} is not a number") from None
-    if not number.is_finite():
-        raise ConversionError(f"{value!r} is not a finite number")
-    return number
-
-
-def to_integer(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    number = _decimal(value)
-    if number != number.to_integral_value():
-        raise ConversionError(f"{value} is not a whole number")
-    return int(number)
-
-
-def to_decimal(value: Any) -> int:
-    """Ortto stores decimals as integers x1000; exact, rounded half-even."""
-    number = _decimal(value) * _THOUSAND
-    try:
-        return int(number.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
-    except InvalidOperation:
-        raise ConversionError(f"{value} is too large for an Ortto decimal") from None
-
-
-def to_boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ConversionError(f"{value!r} is not true or false")
-
-
-def _date(value: Any) -> dt.date:
-    if isinstance(value, str):
-        try:
-            value = (
-                dt.date.fromisoformat(value)
-                if len(value) == 10
-                else dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            )
-        except ValueError:
-            raise ConversionError(f"{value!r} is not a date (YYYY-MM-DD)") from None
-    if isinstance(value, dt.date):  # a date-time keeps its own calendar day
-        return value if type(value) is dt.date else value.date()
-    raise ConversionError(f"{value!r} is not a date (YYYY-MM-DD)")
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
-
-
-def to_date(value: Any) -> dict[str, Any]:
-    day = _date(value)
-    return {"year": day.year, "month": day.month, "day": day.day, "timezone": "UTC"}
-
-
-def to_datetime(value: Any) -> str:
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ConversionError(f"{value!r} is not an ISO 8601 date-time") from None
-    elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-        value = dt.datetime.combine(value, dt.time(), dt.timezone.utc)
-    if not isinstance(value, dt.datetime):
-        raise ConversionError(f"{value!r} is not a date-time")
-    return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def to_geo(value: Any) -> dict[str, str]:
-    return {"name": to_string(value)}
-
-
-def to_string_list(value: Any) -> list[str]:
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ConversionError(f"expected a list of strings, got {value!r}")
-    return list(value)
-
-
-def phone_converter(default_country: str | None) -> Converter:
-    """Parse with libphonenumber; without a `+country` prefix only with a default country."""
-
-    def to_phone(value: Any) -> dict[str, str]:
-        text = to_string(value)
-        try:
-            number = phonenumbers.parse(text, default_country)
-        except phonenumbers.NumberParseException:
-            local = not text.lstrip().startswith("+") and not default_country
-            hint = " (no +country code; set default_phone_country)" if local else ""
-            raise ConversionError(f"{text!r} is not a phone number{hint}") from None
-        if not phonenumbers.is_valid_number(number):
-            raise ConversionError(f"{text!r} is not a valid phone number")
-        # The national significant number keeps a leading zero where it is part of the
-        # number (Italy), and drops the trunk prefix elsewhere.
-        national = phonenumbers.national_significant_number(number)
-        return {"c": str(number.country_code), "n": national}
-
-    return to_phone
-
-
-def _passthrough(value: Any) -> Any:
-    return value
 
 
 # --- schema -> plan ----------------------------------------------------------------------
@@ -285,7 +149,7 @@ def builtin_converter(field_id: str, prop: Mapping[str, Any], phone: Converter) 
         "phn": phone,
         "geo": to_geo,
         "sst": to_string_list,
-        "obj": _passthrough,
+        "obj": passthrough,
     }[prefix]
 
 
@@ -297,50 +161,6 @@ class Column:
     field_id: str
     convert: Converter
     display_type: str | None = None  # set for custom fields: the type to create them with
-
-
-@dataclass(frozen=True)
-class Invalid:
-    """A record that must not be sent, and why, in words a person can act on.
-
-    `key` is the record's merge key when it could still be told: a full snapshot must not
-    take a present-but-invalid record for one that left.
-    """
-
-    reason: str
-    field: str | None = None
-    key: tuple[Any, ...] | None = None
-
-
-@dataclass
-class MergeRecord:
-    """One person or account as Ortto's merge endpoint takes it."""
-
-    key: tuple[Any, ...]
-    fields: dict[str, Any]
-    tags: list[str] = field(default_factory=list)
-    unset_tags: list[str] = field(default_factory=list)
-    location: dict[str, Any] | None = None
-
-    def fold(self, later: MergeRecord) -> None:
-        """Absorb a later record for the same key: later values win, field by field."""
-        self.fields.update(later.fields)
-        self.tags = [t for t in self.tags if t not in later.unset_tags]
-        self.tags += [t for t in later.tags if t not in self.tags]
-        self.unset_tags = [t for t in self.unset_tags if t not in later.tags]
-        self.unset_tags += [t for t in later.unset_tags if t not in self.unset_tags]
-        if later.location is not None:
-            self.location = later.location
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"fields": self.fields}
-        if self.tags:
-            body["tags"] = self.tags
-        if self.unset_tags:
-            body["unset_tags"] = self.unset_tags
-        if self.location is not None:
-            body["location"] = self.location
-        return body
 
 
 def _hashable(value: Any) -> Any:

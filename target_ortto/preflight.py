@@ -1,4 +1,5 @@
-"""Before the first write: the key works, and every custom field a stream sends exists.
+"""Before the first write: the key works, every custom field a stream sends exists, and
+every audience named by name is found.
 
 Ortto rejects every record carrying a custom field it does not have, so a new warehouse
 column would otherwise fail a load halfway. Checked once per stream, at its SCHEMA.
@@ -30,7 +31,7 @@ def _compatible(wanted: str, existing: str) -> bool:
 
 
 class Preflight:
-    """Reads each object's custom fields once; checks or creates what a stream needs."""
+    """Reads each object's custom fields and each named audience once per run."""
 
     def __init__(
         self, client: OrttoClient, logger: logging.Logger, *, create: bool, dry_run: bool
@@ -40,7 +41,18 @@ class Preflight:
         self.create = create
         self.dry_run = dry_run
         self._fields: dict[str, dict[str, str]] = {}
+        self._audiences: dict[str, str] = {}  # name -> ID
         self._lock = threading.Lock()
+
+    def audience_id(self, ref: tuple[str, str]) -> str:
+        """An audience's ID from ("id" | "name", value); an unknown name stops the run."""
+        kind, value = ref
+        if kind == "id":
+            return value
+        with self._lock:
+            if value not in self._audiences:
+                self._audiences[value] = api.find_audience(self.client, value)
+            return self._audiences[value]
 
     def check(self, plan: FieldPlan) -> list[Column]:
         """Make sure the plan's custom fields exist; returns those created (or, dry, to create).

@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from target_ortto.convert import ConversionError, to_boolean, to_email
 from target_ortto.errors import StreamError
-from target_ortto.fields import ConversionError, Invalid, alias_key, to_boolean, to_email
+from target_ortto.fields import alias_key
+from target_ortto.items import Invalid, Subscription
 
 # Ortto identifies a person in a subscription by one of these, in this order of preference.
 IDENTITIES = ("email", "person_id", "external_id")
@@ -26,28 +28,6 @@ AUDIENCE_ID = re.compile(r"^[0-9a-f]{24}$")
 def audience_ref(value: str) -> tuple[str, str]:
     """("id", value) for a 24-hex audience ID, else ("name", value)."""
     return ("id" if AUDIENCE_ID.match(value) else "name", value)
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """One person's wanted state in one audience: ("id" | "name", value)."""
-
-    audience: tuple[str, str]
-    identity: str
-    value: str
-    subscribed: bool
-    sms_opted_in: bool | None = None
-
-    @property
-    def key(self) -> tuple[Any, ...]:
-        value = self.value.lower() if self.identity == "email" else self.value
-        return (self.audience, self.identity, value)
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {self.identity: self.value, "subscribed": self.subscribed}
-        if self.sms_opted_in is not None:
-            body["sms_opted_in"] = self.sms_opted_in
-        return body
 
 
 @dataclass(frozen=True)

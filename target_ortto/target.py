@@ -1,12 +1,12 @@
-"""TargetOrtto: settings, routing streams to Ortto objects, and the run's shared parts."""
+"""TargetOrtto: the settings it takes, and which sink kind loads each stream."""
 
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Iterable
 from decimal import Decimal
 from functools import cached_property
+from itertools import groupby
 from typing import Any
 
 import msgspec
@@ -18,13 +18,10 @@ from singer_sdk.singerlib.exceptions import InvalidInputLine, SingerReadError
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
-from target_ortto.client import OrttoClient
 from target_ortto.errors import OrttoError
-from target_ortto.ledger import Ledger
-from target_ortto.preflight import Preflight
-from target_ortto.report import JsonLinesFile, RunReport
-from target_ortto.settings import DELETE_BEHAVIORS, REGION_URLS, Settings, parse_settings
-from target_ortto.sinks import AudienceSink, MergeSink, drain
+from target_ortto.run import Run
+from target_ortto.settings import DELETE_BEHAVIORS, REGION_URLS, parse_settings
+from target_ortto.sinks import SINK_KINDS, OrttoSink
 
 _NUMBER = th.CustomType({"type": ["number", "string"]})  # env vars arrive as strings
 
@@ -85,62 +82,6 @@ class MessageReader(SimpleSingerReader):
         except msgspec.DecodeError as exc:
             message = f"Input line is not valid JSON ({exc}): {line[:200]!r}"
             raise InvalidInputLine(message) from None
-
-
-class Run:
-    """What every sink of one run shares: settings, the HTTP client, the report, pre-flight."""
-
-    def __init__(self, settings: Settings, logger: Any) -> None:
-        self.settings = settings
-        self.request_log = (
-            JsonLinesFile(settings.request_log_path, redact=settings.api_key)
-            if settings.request_log_path
-            else None
-        )
-        self.client = OrttoClient(
-            settings.base_url,
-            settings.api_key,
-            region=settings.region,
-            timeout=settings.request_timeout,
-            max_retries=settings.max_retries,
-            requests_per_second=settings.requests_per_second,
-            max_concurrency=settings.max_concurrency,
-            request_log=self.request_log.write if self.request_log else None,
-        )
-        rejected = (
-            JsonLinesFile(settings.rejected_records_path)
-            if settings.on_invalid_record == "reject"
-            else None
-        )
-        self.report = RunReport(
-            logger,
-            on_invalid_record=settings.on_invalid_record,
-            rejected=rejected,
-            max_rejected=settings.max_rejected_records,
-        )
-        self.preflight = Preflight(
-            self.client,
-            logger,
-            create=settings.create_custom_fields,
-            dry_run=settings.dry_run,
-        )
-        self.ledger = Ledger(settings.ledger_path)
-        self.audience_ids: dict[str, str] = {}  # audience name -> ID, looked up once
-        self.active_sinks: dict[str, Any] = {}  # stream -> its current sink
-        self.finished_streams: set[str] = set()  # deletions applied once per stream
-        self.snapshot_streams: set[str] = set()  # full snapshots, or ACTIVATE_VERSION seen
-        self.dry_run_seen: dict[str, set[str]] = {}
-        self.lock = threading.Lock()
-        self.report.client_stats = self.client.stats
-        self.report.start_progress()
-
-    def close(self) -> list[str]:
-        lines = self.report.finish()
-        self.client.close()
-        self.ledger.close()
-        if self.request_log:
-            self.request_log.close()
-        return lines
 
 
 class TargetOrtto(Target):
@@ -297,9 +238,7 @@ class TargetOrtto(Target):
         return Run(self.settings, self.logger)
 
     def get_sink_class(self, stream_name: str) -> type[Sink]:
-        if self.settings.object_for(stream_name) == "audience":
-            return AudienceSink
-        return MergeSink
+        return SINK_KINDS[self.settings.object_for(stream_name)]
 
     def get_sink(
         self,
@@ -312,8 +251,8 @@ class TargetOrtto(Target):
         """On a new SCHEMA, first send what the stream's current sink holds: the SDK would
         otherwise let the new sink drain first, and older records overwrite newer ones."""
         current = self._sinks_active.get(stream_name)
-        if schema is not None and current is not None:
-            drain(current)
+        if schema is not None and isinstance(current, OrttoSink):
+            current.drain_now()
         return super().get_sink(
             stream_name, record=record, schema=schema, key_properties=key_properties
         )
@@ -326,18 +265,24 @@ class TargetOrtto(Target):
         super()._write_state_message(state)
 
     def _drain_all(self, sink_list: Iterable[Sink], parallelism: int) -> None:
-        """Merges before subscriptions, so people created in this run can be subscribed."""
-        sinks = list(sink_list)
-        merges = [s for s in sinks if isinstance(s, MergeSink)]
-        others = [s for s in sinks if s not in merges]
-        for group in (merges, others):
-            super()._drain_all(group, parallelism)
-            for sink in group:
-                sink.wait_sent()  # drains send without waiting; STATE follows this
+        """In `drain_order` (people before their subscriptions), each group answered before
+        the next; STATE follows only once everything is answered."""
 
-    def process_endofpipe(self) -> None:
+        def order(sink: Sink) -> int:
+            return sink.drain_order if isinstance(sink, OrttoSink) else 0
+
+        for _, group in groupby(sorted(sink_list, key=order), key=order):
+            sinks = list(group)
+            super()._drain_all(sinks, parallelism)
+            for sink in sinks:
+                if isinstance(sink, OrttoSink):
+                    sink.wait_sent()  # drains send without waiting
+
+    def listen(self, file_input: Any = None) -> None:
+        """Whatever ends the input (its end, an error, a signal), the run closes what it
+        opened: requests in flight are waited for, files and connections closed."""
         try:
-            super().process_endofpipe()
+            super().listen(file_input)
         finally:
             if "run" in self.__dict__:
                 self.run.close()
@@ -351,7 +296,7 @@ class TargetOrtto(Target):
             signum,
         )
         if "run" in self.__dict__:
-            self.run.client.failed = True  # queued requests are not sent
+            self.run.dispatcher.stop()  # queued requests are not sent
         raise SystemExit(128 + signum)
 
     @classmethod

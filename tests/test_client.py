@@ -9,6 +9,7 @@ import pytest
 from conftest import API_KEY, record_messages, run_target, schema_message, state_message
 
 from target_ortto.client import BadRequestGuard, OrttoClient, RateLimiter
+from target_ortto.dispatch import Dispatcher
 from target_ortto.errors import ApiError, AuthError
 
 PEOPLE = {"email": {"type": "string"}, "first_name": {"type": ["string", "null"]}}
@@ -186,7 +187,7 @@ def test_bad_requests_never_reach_the_ban_threshold_even_concurrently(sandbox):
             client.request("POST", "/v1/person/merge", {"people": []})
         return str(refused.value)
 
-    messages = client.run_all([bad] * 24)
+    messages = Dispatcher(8).run_all([bad] * 24)
 
     assert all("HTTP 400" in m for m in messages)
     assert sandbox.bans == 0

@@ -6,8 +6,8 @@ import pytest
 from conftest import record_messages, run_target, schema_message, state_message
 
 from target_ortto.errors import InvalidRecordError, StreamError
-from target_ortto.fields import Invalid
-from target_ortto.subscriptions import Subscription, SubscriptionPlan
+from target_ortto.items import Invalid, Subscription
+from target_ortto.subscriptions import SubscriptionPlan
 
 PEOPLE = {"email": {"type": "string"}, "first_name": {"type": ["string", "null"]}}
 MEMBERS = {"email": {"type": "string"}, "subscribed": {"type": ["boolean", "null"]}}

@@ -269,5 +269,5 @@ def test_a_termination_signal_stops_without_draining_or_state(sandbox, config):
         target._handle_termination(15, None)
 
     assert stopped.value.code == 143
-    assert target.run.client.failed
+    assert target.run.dispatcher.failed
     assert not sandbox.store.people

@@ -1,0 +1,15 @@
+"""One sink kind per module; `SINK_KINDS` says which kind loads which Ortto object."""
+
+from __future__ import annotations
+
+from target_ortto.sinks.base import OrttoSink
+from target_ortto.sinks.merge import MergeSink
+from target_ortto.sinks.subscribe import AudienceSink
+
+SINK_KINDS: dict[str, type[OrttoSink]] = {
+    "person": MergeSink,
+    "account": MergeSink,
+    "audience": AudienceSink,
+}
+
+__all__ = ["SINK_KINDS", "AudienceSink", "MergeSink", "OrttoSink"]

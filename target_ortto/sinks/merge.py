@@ -1,0 +1,113 @@
+"""People and accounts, merged through `/v1/<object>/merge` in requests of `batch_size`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from target_ortto import api, deletes
+from target_ortto.fields import FieldPlan
+from target_ortto.items import Deletion, Invalid, MergeRecord
+from target_ortto.objects import FIND_STRATEGIES, MERGE_OBJECTS
+from target_ortto.sinks.base import SDC_DELETED_AT, OrttoSink, Send, chunked
+
+
+class MergeSink(OrttoSink[MergeRecord]):
+    """One sink for both objects: they differ only in data (`objects.py`)."""
+
+    drain_order = 0
+
+    def __init__(self, target: Any, stream_name: str, schema: dict, key_properties: Any) -> None:
+        super().__init__(target, stream_name, schema, key_properties)
+        settings, stream = self.run.settings, self.stream_settings
+        self.obj = MERGE_OBJECTS[settings.object_for(stream_name)]
+        self.plan = FieldPlan.build(
+            self.obj,
+            stream_name,
+            self.schema,
+            field_map=stream.field_map,
+            merge_by=stream.merge_by,
+            find_strategy=stream.find_strategy,
+            clear_nulls=settings.null_values == "clear",
+            default_phone_country=settings.default_phone_country,
+        )
+        strategy, skip_non_existing = self.obj.modes[stream.mode]
+        self.options = api.MergeOptions(
+            merge_by=self.plan.merge_by,
+            merge_strategy=strategy,
+            find_strategy=FIND_STRATEGIES[stream.find_strategy],
+            skip_non_existing=skip_non_existing,
+            async_merge=settings.async_merge,
+        )
+
+    def setup(self) -> None:
+        super().setup()
+        created = self.run.preflight.check(self.plan)
+        if created and self.run.settings.dry_run:
+            fields = [c.field_id for c in created]
+            self.logger.info("Dry run: would create custom fields %s", fields)
+
+    def key_from(self, record: Mapping[str, Any]) -> Any:
+        return self.plan.key_from(record)
+
+    def map_record(self, record: Mapping[str, Any]) -> MergeRecord | Deletion | Invalid:
+        mapped = self.plan.apply(record)
+        if record.get(SDC_DELETED_AT) is not None and isinstance(mapped, MergeRecord):
+            return Deletion(mapped.key)
+        return mapped
+
+    def fold(self, earlier: Any, later: Any) -> Any:
+        if isinstance(earlier, Deletion) or isinstance(later, Deletion):
+            return later
+        earlier.fold(later)
+        return earlier
+
+    def identities(self, item: MergeRecord | Deletion) -> set[Any]:
+        if isinstance(item, Deletion):
+            return {item.key}
+        fields = item.fields
+        return {item.key} | {
+            self.plan.key_of({field: fields[field]})
+            for field in self.plan.merge_by
+            if fields.get(field) is not None
+        }
+
+    def payload(self, item: MergeRecord) -> Any:
+        return [item.body(), self.options.merge_strategy, self.options.skip_non_existing]
+
+    def requests(self, pending: list[tuple[MergeRecord, dict]]) -> list[tuple[list[Any], Send]]:
+        merge = partial(api.merge, self.run.client, self.obj, options=self.options)
+        return [
+            (chunk, partial(merge, [item.body() for item, _ in chunk]))
+            for chunk in chunked(pending, self.run.settings.batch_size)
+        ]
+
+    def remove_left(self, entries: list[tuple[str, str | None]]) -> None:
+        behavior, report, client = self.removal_action(), self.run.report, self.run.client
+        keys = [key for key, _ in entries]
+        if behavior == "clear":
+            outcomes = deletes.clear(client, self.plan, keys, self.run.settings.async_merge)
+            report.count(self.stream_name, "cleared", sum(o.acknowledged for o in outcomes))
+        elif behavior in {"archive", "delete"}:
+            missing, archived, deleted = deletes.remove(
+                client, self.plan, entries, behavior == "delete"
+            )
+            report.count(self.stream_name, "archived", archived)
+            report.count(self.stream_name, "deleted", deleted)
+            if missing:
+                self.logger.warning(
+                    "Stream '%s': %d records to %s were not found in Ortto: %s",
+                    self.stream_name,
+                    len(missing),
+                    behavior,
+                    missing[:5],
+                )
+        self.run.ledger.forget(self.stream_name, keys)
+
+    def describe(self, record: Mapping[str, Any]) -> str:
+        names = [c.name for c in self.plan.columns if c.field_id in self.plan.merge_by]
+        shown = {n: record.get(n) for n in names if record.get(n) is not None}
+        if not shown:
+            return super().describe(record)
+        return ", ".join(f"{k}={v!r}" for k, v in shown.items())
