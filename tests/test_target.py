@@ -271,3 +271,34 @@ def test_a_termination_signal_stops_without_draining_or_state(sandbox, config):
     assert stopped.value.code == 143
     assert target.run.dispatcher.failed
     assert not sandbox.store.people
+
+
+@pytest.mark.parametrize(
+    "failure",
+    ["invalid record", "ortto refuses the key", "rejects over the limit"],
+)
+def test_a_failed_run_closes_every_file_and_connection_it_opened(
+    sandbox, config, tmp_path, failure
+):
+    config = {**config, "request_log_path": str(tmp_path / "requests.jsonl")}
+    messages = people_messages()
+    if failure == "invalid record":
+        messages.insert(1, record_messages("people", [{"email": "not-an-email"}])[0])
+    elif failure == "ortto refuses the key":
+        config["api_key"] = "not-the-key-0000"
+    else:
+        config |= {"on_invalid_record": "reject", "max_rejected_records": 0}
+        messages.insert(1, record_messages("people", [{"email": "not-an-email"}])[0])
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+
+    done = subprocess.run(
+        [sys.executable, "-W", "default", "-m", "target_ortto", "--config", str(config_path)],
+        input="".join(json.dumps(m) + "\n" for m in messages),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 1
+    assert "ResourceWarning" not in done.stderr, done.stderr
