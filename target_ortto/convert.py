@@ -20,6 +20,9 @@ STRING_MAX = 255  # Ortto text fields
 LONG_TEXT_MAX = 4000  # Ortto large text fields
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _THOUSAND = Decimal(1000)
+# Ortto's integers are int64 (person-merge reference; ../shared/reference/ortto-api.md,
+# "Limits"): decimals are stored x1000 in the same range.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 
@@ -62,22 +65,29 @@ def _decimal(value: Any) -> Decimal:
     return number
 
 
+def _int64(number: int, value: Any, what: str) -> int:
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise ConversionError(f"{value} is outside the range of an Ortto {what} (int64)")
+    return number
+
+
 def to_integer(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
+        return _int64(value, value, "integer")
     number = _decimal(value)
     if number != number.to_integral_value():
         raise ConversionError(f"{value} is not a whole number")
-    return int(number)
+    return _int64(int(number), value, "integer")
 
 
 def to_decimal(value: Any) -> int:
     """Ortto stores decimals as integers x1000; exact, rounded half-even."""
     number = _decimal(value) * _THOUSAND
     try:
-        return int(number.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
+        thousandths = int(number.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
     except InvalidOperation:
-        raise ConversionError(f"{value} is too large for an Ortto decimal") from None
+        raise ConversionError(f"{value} is outside the range of an Ortto decimal") from None
+    return _int64(thousandths, value, "decimal (x1000)")
 
 
 def to_boolean(value: Any) -> bool:

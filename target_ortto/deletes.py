@@ -43,8 +43,9 @@ def key_fields(key_text: str) -> dict[str, Any] | None:
 def clear(
     client: OrttoClient, plan: FieldPlan, keys: list[str], async_merge: bool
 ) -> list[api.Outcome]:
-    """Set every mapped field to null on existing records; never creates one."""
-    cleared = {c.field_id: None for c in plan.columns if c.field_id not in plan.merge_by}
+    """Set every mapped field to null on existing records; never creates one, never clears
+    consent."""
+    cleared = {c.field_id: None for c in plan.columns if plan.clearable(c.field_id)}
     bodies = [{"fields": {**(key_fields(k) or {}), **cleared}} for k in keys]
     options = api.MergeOptions(
         merge_by=plan.merge_by,

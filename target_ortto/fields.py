@@ -32,7 +32,7 @@ from target_ortto.convert import (
 )
 from target_ortto.errors import StreamError
 from target_ortto.items import Invalid, MergeRecord
-from target_ortto.objects import FIELD_ID, FIND_STRATEGIES, PERSON, OrttoObject
+from target_ortto.objects import CONSENT_FIELDS, FIELD_ID, FIND_STRATEGIES, PERSON, OrttoObject
 
 TAGS_COLUMNS = {"tags": "tags", "unset_tags": "unset_tags"}
 SOURCE_IP_COLUMNS = frozenset({"source_ip", "ip_address"})
@@ -250,6 +250,10 @@ class FieldPlan:
             source_ip_column=source_ip_column,
         )
 
+    def clearable(self, field_id: str) -> bool:
+        """Whether a null may clear the field: never a merge key, never consent."""
+        return field_id not in self.merge_by and field_id not in CONSENT_FIELDS
+
     def apply(self, record: Mapping[str, Any]) -> MergeRecord | Invalid:
         """Convert one record; never raises for bad data, returns `Invalid` instead."""
         fields: dict[str, Any] = {}
@@ -258,7 +262,7 @@ class FieldPlan:
                 continue
             value = record[column.name]
             if value is None:
-                if self.clear_nulls and column.field_id not in self.merge_by:
+                if self.clear_nulls and self.clearable(column.field_id):
                     fields[column.field_id] = None
                 continue
             try:

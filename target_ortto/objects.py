@@ -22,6 +22,10 @@ _MODES = MappingProxyType(
 
 FIND_STRATEGIES = MappingProxyType({"any": 0, "next_if_empty": 1, "all": 2})
 
+# Email and SMS permission (spec section 3, "Consent"): set only by an explicit mapping,
+# and never cleared by a null (that would erase an opt-out).
+CONSENT_FIELDS = frozenset({"bol::p", "bol::sp"})
+
 FIELD_ID = re.compile(r"^(str|txt|int|bol|dtz|tme|phn|geo|sst|obj):[a-z]*:[a-z0-9_-]+$")
 
 

@@ -62,8 +62,11 @@ CONVERTED = [
     (to_string_list, ["a", "b"], ["a", "b"]),
 ]
 REJECTED = {
-    to_decimal: [Decimal("NaN"), Decimal("Infinity"), float("-inf"), float("nan"), True, "x"],
-    to_integer: [True, False, Decimal("1.5"), 1.5, "abc", Decimal("NaN")],
+    to_decimal: [
+        *(Decimal("NaN"), Decimal("Infinity"), float("-inf"), float("nan"), True, "x"),
+        *(Decimal("9223372036854775.808"), Decimal("-9223372036854775.809")),
+    ],
+    to_integer: [True, False, Decimal("1.5"), 1.5, "abc", Decimal("NaN"), 2**63, -(2**63) - 1],
     to_boolean: ["maybe", 2, ""],
     to_date: ["01/05/2024", "2024-13-01", "soon", 20240501],
     to_datetime: ["yesterday", "2024-05-01T25:00:00Z", 1714571100],
@@ -106,3 +109,10 @@ class TestValues:
     def test_phone_without_country_code_is_invalid_without_a_default_country(self):
         with pytest.raises(ConversionError, match="default_phone_country"):
             phone_converter(None)("0401 234 567")
+
+
+def test_integers_and_decimals_x1000_fill_exactly_the_int64_range():
+    assert to_integer(2**63 - 1) == 2**63 - 1
+    assert to_integer(Decimal(-(2**63))) == -(2**63)
+    assert to_decimal(Decimal("9223372036854775.807")) == 2**63 - 1
+    assert to_decimal(Decimal("-9223372036854775.808")) == -(2**63)

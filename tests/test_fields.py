@@ -374,6 +374,13 @@ class TestNulls:
         merged = people(NULLS, clear_nulls=True).apply({"email": "a@x.co"})
         assert merged.fields == ANN
 
+    def test_a_null_never_clears_a_consent_field(self):
+        consent = {"email": STR, "bol::p": BOOL, "sms": BOOL}
+        plan = people(consent, field_map={"sms": "bol::sp"}, clear_nulls=True)
+        merged = plan.apply({"email": "a@x.co", "bol::p": None, "sms": None})
+        assert merged.fields == ANN
+        assert plan.apply({"email": "a@x.co", "bol::p": False}).fields == {**ANN, "bol::p": False}
+
 
 class TestMergeBy:
     def test_defaults_person_email_or_else_external_id_and_account_name(self):

@@ -123,6 +123,20 @@ def test_clear_empties_mapped_fields_and_never_creates(sandbox, config):
     assert sandbox.store.find_person("p7@example.com") is None
 
 
+def test_clear_never_clears_a_consent_field(sandbox, config):
+    config["streams"] = {"people": {"delete_behavior": "clear"}}
+    schema = {**PEOPLE, "bol::p": {"type": ["boolean", "null"]}}
+    opted_out = {"email": "p1@example.com", "first_name": "P1", "bol::p": False}
+    run_target(config, [schema_message("people", schema), *record_messages("people", [opted_out])])
+    gone = {"email": "p1@example.com", "_sdc_deleted_at": "2026-11-01T00:00:00Z"}
+
+    run_target(config, [schema_message("people", schema), *record_messages("people", [gone])])
+
+    fields = sandbox.store.find_person("p1@example.com").fields
+    assert "str::first" not in fields
+    assert fields["bol::p"] is False
+
+
 def test_with_delete_behavior_none_deleted_records_are_left_alone(sandbox, config):
     run_target(config, messages(people(2)))
     gone = {"email": "p1@example.com", "first_name": "X", "_sdc_deleted_at": "2026-11-01T00:00:00Z"}
