@@ -18,6 +18,7 @@ import phonenumbers
 
 STRING_MAX = 255  # Ortto text fields
 LONG_TEXT_MAX = 4000  # Ortto large text fields
+_ORTTO_ID = re.compile(r"^[0-9a-f]{24}$")  # Ortto IDs: 24 hex characters (API reference)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _THOUSAND = Decimal(1000)
 # Ortto's integers are int64 (person-merge reference; ../shared/reference/ortto-api.md,
@@ -138,6 +139,14 @@ def to_datetime(value: Any) -> str:
     if not isinstance(value, dt.datetime):
         raise ConversionError(f"{value!r} is not a date-time")
     return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_ortto_id(value: Any) -> str:
+    """An Ortto person or account ID; anything else is refused rather than misread."""
+    text = to_string(value).strip().lower()
+    if not _ORTTO_ID.match(text):
+        raise ConversionError(f"{value!r} is not an Ortto ID (24 hex characters)")
+    return text
 
 
 def to_geo(value: Any) -> dict[str, str]:

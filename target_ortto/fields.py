@@ -27,12 +27,20 @@ from target_ortto.convert import (
     to_geo,
     to_integer,
     to_long_text,
+    to_ortto_id,
     to_string,
     to_string_list,
 )
 from target_ortto.errors import StreamError
 from target_ortto.items import Invalid, MergeRecord
-from target_ortto.objects import CONSENT_FIELDS, FIELD_ID, FIND_STRATEGIES, PERSON, OrttoObject
+from target_ortto.objects import (
+    CONSENT_FIELDS,
+    FIELD_ID,
+    FIND_STRATEGIES,
+    ORTTO_ID_FIELDS,
+    PERSON,
+    OrttoObject,
+)
 
 TAGS_COLUMNS = {"tags": "tags", "unset_tags": "unset_tags"}
 SOURCE_IP_COLUMNS = frozenset({"source_ip", "ip_address"})
@@ -135,6 +143,8 @@ def builtin_converter(field_id: str, prop: Mapping[str, Any], phone: Converter) 
     """A converter for a field ID whose type comes from its prefix (built-ins, explicit IDs)."""
     if field_id == "str::email":
         return to_email
+    if field_id in ORTTO_ID_FIELDS:
+        return to_ortto_id
     prefix = field_id.split(":", 1)[0]
     if prefix == "int":
         if field_id.split(":")[1] in {"cm", "oc"} and "number" in schema_types(prop):

@@ -26,6 +26,10 @@ FIND_STRATEGIES = MappingProxyType({"any": 0, "next_if_empty": 1, "all": 2})
 # and never cleared by a null (that would erase an opt-out).
 CONSENT_FIELDS = frozenset({"bol::p", "bol::sp"})
 
+# Ortto's own IDs. Only `ortto_person_id` / `ortto_account_id` columns (or a field ID or
+# field_map) reach them: a warehouse's `person_id` or `id` is its own key, not Ortto's.
+ORTTO_ID_FIELDS = frozenset({"str::person_id", "str:o:account_id"})
+
 FIELD_ID = re.compile(r"^(str|txt|int|bol|dtz|tme|phn|geo|sst|obj):[a-z]*:[a-z0-9_-]+$")
 
 
@@ -116,7 +120,7 @@ PERSON = OrttoObject(
             "birth_date": "dtz::b",
             "date_of_birth": "dtz::b",
             "external_id": "str::ei",
-            "person_id": "str::person_id",
+            "ortto_person_id": "str::person_id",
             "gdpr": "bol::gdpr",
             "language": "str::language",
         }
@@ -170,7 +174,7 @@ ACCOUNT = OrttoObject(
             "postal_code": "str:o:postal",
             "zip": "str:o:postal",
             "source": "str:o:source",
-            "account_id": "str:o:account_id",
+            "ortto_account_id": "str:o:account_id",
         }
     ),
     default_merge_by=("str:o:name",),

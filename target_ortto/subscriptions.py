@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from target_ortto.convert import ConversionError, to_boolean, to_email
+from target_ortto.convert import ConversionError, to_boolean, to_email, to_ortto_id
 from target_ortto.errors import StreamError
 from target_ortto.fields import alias_key
 from target_ortto.items import Invalid, Subscription
@@ -17,11 +17,12 @@ IDENTITIES = ("email", "person_id", "external_id")
 _IDENTITY_ALIASES = {
     "email": "email",
     "str_email": "email",
-    "person_id": "person_id",
+    "ortto_person_id": "person_id",
     "str_person_id": "person_id",
     "external_id": "external_id",
     "str_ei": "external_id",
 }
+_IDENTITY_VALUES = {"email": to_email, "person_id": to_ortto_id}
 AUDIENCE_ID = re.compile(r"^[0-9a-f]{24}$")
 
 
@@ -57,8 +58,9 @@ class SubscriptionPlan:
         identity_columns = tuple(sorted(identity_columns, key=lambda c: IDENTITIES.index(c[1])))
         if not identity_columns:
             raise StreamError(
-                f"Stream '{stream_name}' is an audience stream but has no email, person_id or "
-                f"external_id column to say who is subscribed. Its columns: {sorted(columns)}."
+                f"Stream '{stream_name}' is an audience stream but has no email, "
+                "ortto_person_id or external_id column to say who is subscribed. Its columns: "
+                f"{sorted(columns)}."
             )
         plan = cls(
             stream_name=stream_name,
@@ -91,7 +93,7 @@ class SubscriptionPlan:
             return Invalid(f"no value in {columns}: cannot tell who to subscribe", columns)
         column, kind = identity
         try:
-            value = to_email(record[column]) if kind == "email" else str(record[column])
+            value = _IDENTITY_VALUES.get(kind, str)(record[column])
             subscribed = self._flag(record, self.subscribed_column, default=True)
             sms = None if self.sms_column is None else self._flag(record, self.sms_column, None)
         except ConversionError as exc:

@@ -93,7 +93,7 @@ region, state = geo::region
 postal, postal_code, postcode, zip = str::postal
 birthday, birth_date, date_of_birth = dtz::b
 external_id = str::ei
-person_id = str::person_id
+ortto_person_id = str::person_id
 gdpr = bol::gdpr
 language = str::language
 """
@@ -108,7 +108,7 @@ region, state = geo:o:region
 country = geo:o:country
 postal, postal_code, zip = str:o:postal
 source = str:o:source
-account_id = str:o:account_id
+ortto_account_id = str:o:account_id
 """
 LENIENT_ALIASES = """
 EMAIL, Email = str::email
@@ -120,7 +120,7 @@ external-id, externalId, External ID = str::ei
 LENIENT_ACCOUNT_ALIASES = """
 employeeCount, Employee Count = int:o:employees
 Postal Code, postalCode = str:o:postal
-ACCOUNT-ID, accountId = str:o:account_id
+ORTTO-ACCOUNT-ID, orttoAccountId = str:o:account_id
 """
 
 
@@ -411,12 +411,13 @@ class TestMergeBy:
 
     def test_person_id_must_stand_alone(self):
         with pytest.raises(StreamError, match="str::person_id"):
-            people({"person_id": STR, "email": STR}, merge_by=("person_id", "email"))
-        assert people({"person_id": STR}, merge_by=("person_id",)).merge_by == ("str::person_id",)
+            people({"ortto_person_id": STR, "email": STR}, merge_by=("ortto_person_id", "email"))
+        plan = people({"ortto_person_id": STR}, merge_by=("ortto_person_id",))
+        assert plan.merge_by == ("str::person_id",)
 
     def test_account_id_must_stand_alone(self):
         with pytest.raises(StreamError, match="str:o:account_id"):
-            accounts({"account_id": STR, "name": STR}, merge_by=("account_id", "name"))
+            accounts({"ortto_account_id": STR, "name": STR}, merge_by=("ortto_account_id", "name"))
 
     @pytest.mark.parametrize("record", [{"email": None}, {}, {"first_name": "Ann"}])
     def test_a_record_with_no_merge_by_value_is_invalid_naming_them(self, record):
@@ -431,8 +432,23 @@ class TestMergeBy:
         assert "str::email" in result.reason and "str::ei" in result.reason
 
     def test_a_person_merged_by_person_id_needs_no_email(self):
-        plan = people({"person_id": STR}, merge_by=("person_id",))
-        assert plan.apply({"person_id": "p-1"}).fields == {"str::person_id": "p-1"}
+        plan = people({"ortto_person_id": STR}, merge_by=("ortto_person_id",))
+        record = {"ortto_person_id": "006913C5B70ABF827F703C00"}
+        assert plan.apply(record).fields == {"str::person_id": "006913c5b70abf827f703c00"}
+
+
+class TestOrttoIds:
+    @pytest.mark.parametrize("column", ["person_id", "account_id", "id", "personId"])
+    def test_a_warehouse_id_column_is_a_custom_field_not_an_ortto_id(self, column):
+        assert field_of(column).startswith("str:cm:")
+        assert field_of(column, obj=ACCOUNT).startswith("str:oc:")
+
+    @pytest.mark.parametrize("value", ["p-1", "123", "00" * 11, "00" * 12 + "0", "zz" * 12])
+    def test_a_value_for_an_ortto_id_field_must_be_24_hex_characters(self, value):
+        plan = people({"ortto_person_id": STR}, merge_by=("ortto_person_id",))
+        result = plan.apply({"ortto_person_id": value})
+        assert isinstance(result, Invalid) and result.field == "ortto_person_id"
+        assert "24 hex" in result.reason
 
 
 TWO_KEYS = {"email": STR, "external_id": STR}

@@ -185,16 +185,31 @@ def test_plan_defaults_to_subscribed_and_reads_sms_flag():
     assert item.key == (("name", "Newsletter"), "email", "a@example.com")
 
 
-def test_plan_takes_person_id_or_external_id_when_there_is_no_email():
+def test_plan_takes_ortto_person_id_or_external_id_when_there_is_no_email():
     built = SubscriptionPlan.build(
-        "members", {"properties": {"person_id": {}, "externalId": {}}}, "6904f4fbf0cc08364094a968"
+        "members",
+        {"properties": {"ortto_person_id": {}, "externalId": {}}},
+        "6904f4fbf0cc08364094a968",
     )
 
-    by_id = built.apply({"person_id": "00abc", "externalId": "x1"})
+    by_id = built.apply({"ortto_person_id": "006913c5b70abf827f703c00", "externalId": "x1"})
     by_external = built.apply({"externalId": "x1"})
 
     assert by_id.audience == ("id", "6904f4fbf0cc08364094a968")
     assert (by_id.identity, by_external.identity) == ("person_id", "external_id")
+
+
+def test_a_warehouse_person_id_column_does_not_identify_an_ortto_person():
+    with pytest.raises(StreamError, match="no email, ortto_person_id or external_id"):
+        SubscriptionPlan.build("members", {"properties": {"person_id": {}}}, "A")
+
+
+def test_an_ortto_person_id_that_is_not_24_hex_characters_is_invalid():
+    built = SubscriptionPlan.build("members", {"properties": {"ortto_person_id": {}}}, "A")
+
+    item = built.apply({"ortto_person_id": "00abc"})
+
+    assert isinstance(item, Invalid) and "24 hex" in item.reason
 
 
 @pytest.mark.parametrize(
@@ -214,7 +229,7 @@ def test_plan_refuses_records_it_cannot_subscribe(record, reason):
 
 
 def test_plan_needs_an_identity_column_and_an_audience():
-    with pytest.raises(StreamError, match="no email, person_id or external_id"):
+    with pytest.raises(StreamError, match="no email, ortto_person_id or external_id"):
         SubscriptionPlan.build("members", {"properties": {"name": {}}}, "A")
     with pytest.raises(StreamError, match="which audience"):
         SubscriptionPlan.build("members", {"properties": {"email": {}}}, None)
