@@ -40,34 +40,11 @@ def key_fields(key_text: str) -> dict[str, Any] | None:
     return fields if all(isinstance(v, (str, int)) for v in fields.values()) else None
 
 
-def clear(
-    client: OrttoClient, plan: FieldPlan, keys: list[str], async_merge: bool
-) -> list[api.Outcome]:
-    """Set every mapped field to null on existing records; never creates one, never clears
-    consent."""
-    cleared = {c.field_id: None for c in plan.columns if plan.clearable(c.field_id)}
-    bodies = [{"fields": {**(key_fields(k) or {}), **cleared}} for k in keys]
-    options = api.MergeOptions(
-        merge_by=plan.merge_by,
-        merge_strategy=2,
-        find_strategy=FIND_STRATEGIES["any"] if len(plan.merge_by) == 1 else plan.find_strategy,
-        skip_non_existing=True,
-        async_merge=async_merge,
-    )
-    outcomes: list[api.Outcome] = []
-    for start in range(0, len(bodies), ID_BATCH):
-        outcomes += api.merge(client, plan.obj, bodies[start : start + ID_BATCH], options)
-    return outcomes
-
-
-def remove(
-    client: OrttoClient, plan: FieldPlan, entries: list[tuple[str, str | None]], delete: bool
-) -> tuple[list[str], int, int]:
-    """Archive (and, with `delete`, then delete) records.
-
-    Returns the keys not found in Ortto, and how many Ortto reported archived and deleted
-    (scheduled ones included).
-    """
+def resolve_ids(
+    client: OrttoClient, plan: FieldPlan, entries: list[tuple[str, str | None]]
+) -> tuple[dict[str, str], list[str]]:
+    """Ortto IDs of (ledger key, known ID) entries, looking up unknown ones by their first
+    merge field; returns key -> ID, and the keys Ortto does not have."""
     ids: dict[str, str] = {}
     missing: list[str] = []
     for key, ortto_id in entries:
@@ -81,6 +58,50 @@ def remove(
             missing.append(key)
         else:
             ids[key] = ortto_id
+    return ids, missing
+
+
+def clear(
+    client: OrttoClient, plan: FieldPlan, entries: list[tuple[str, str | None]], async_merge: bool
+) -> tuple[list[api.Outcome], list[str]]:
+    """Set every mapped field to null on existing records; never creates one, never clears
+    consent. Returns the outcomes, and the keys Ortto does not have (accounts only).
+
+    People are merged by their key with `skip_non_existing`. Ortto documents that option for
+    people only (accounts-merge reference, ../shared/seeds/002...), so an account is cleared
+    by its Ortto ID, from the ledger or looked up first.
+    """
+    cleared = {c.field_id: None for c in plan.columns if plan.clearable(c.field_id)}
+    obj, missing = plan.obj, []
+    if obj.skips_non_existing:
+        bodies = [{"fields": {**(key_fields(k) or {}), **cleared}} for k, _ in entries]
+        merge_by, find_strategy = plan.merge_by, plan.find_strategy
+    else:
+        ids, missing = resolve_ids(client, plan, entries)
+        bodies = [{"fields": {obj.id_field: oid, **cleared}} for oid in ids.values()]
+        merge_by, find_strategy = (obj.id_field,), FIND_STRATEGIES["any"]
+    options = api.MergeOptions(
+        merge_by=merge_by,
+        merge_strategy=2,
+        find_strategy=FIND_STRATEGIES["any"] if len(merge_by) == 1 else find_strategy,
+        skip_non_existing=obj.skips_non_existing,
+        async_merge=async_merge,
+    )
+    outcomes: list[api.Outcome] = []
+    for start in range(0, len(bodies), ID_BATCH):
+        outcomes += api.merge(client, obj, bodies[start : start + ID_BATCH], options)
+    return outcomes, missing
+
+
+def remove(
+    client: OrttoClient, plan: FieldPlan, entries: list[tuple[str, str | None]], delete: bool
+) -> tuple[list[str], int, int]:
+    """Archive (and, with `delete`, then delete) records.
+
+    Returns the keys not found in Ortto, and how many Ortto reported archived and deleted
+    (scheduled ones included).
+    """
+    ids, missing = resolve_ids(client, plan, entries)
     id_list = list(ids.values())
     archived = deleted = 0
     for start in range(0, len(id_list), ID_BATCH):

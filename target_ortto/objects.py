@@ -49,6 +49,7 @@ class OrttoObject:
     aliases: Mapping[str, str]
     default_merge_by: tuple[str, ...]
     modes: Mapping[str, tuple[int, bool]]
+    skips_non_existing: bool  # Ortto documents `skip_non_existing` for people only
     stream_names: frozenset[str] = field(default_factory=frozenset)
 
     def path(self, action: str) -> str:
@@ -127,6 +128,7 @@ PERSON = OrttoObject(
     ),
     default_merge_by=("str::email",),
     modes=_MODES,
+    skips_non_existing=True,
     stream_names=frozenset(
         {"people", "person", "persons", "contacts", "contact", "users", "customers"}
     ),
@@ -179,6 +181,7 @@ ACCOUNT = OrttoObject(
     ),
     default_merge_by=("str:o:name",),
     modes=MappingProxyType({k: v for k, v in _MODES.items() if k != "update"}),
+    skips_non_existing=False,
     stream_names=frozenset(
         {"accounts", "account", "organizations", "organization", "orgs", "companies", "company"}
     ),

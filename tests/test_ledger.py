@@ -123,6 +123,37 @@ def test_clear_empties_mapped_fields_and_never_creates(sandbox, config):
     assert sandbox.store.find_person("p7@example.com") is None
 
 
+def test_clearing_an_account_never_creates_one_nor_sends_people_only_options(sandbox, config):
+    config["streams"] = {"accounts": {"delete_behavior": "clear"}}
+    schema = {
+        "name": {"type": "string"},
+        "industry": {"type": ["string", "null"]},
+        "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"},
+    }
+    run_target(
+        config,
+        [
+            schema_message("accounts", schema),
+            *record_messages("accounts", [{"name": "Acme", "industry": "Tools"}]),
+        ],
+    )
+    sandbox.store.merge(
+        "account", {"accounts": [{"fields": {"str:o:name": "Beta"}}], "merge_by": ["str:o:name"]}
+    )
+    gone = [{"name": n, "_sdc_deleted_at": "2026-11-01T00:00:00Z"} for n in ("Acme", "Beta", "Zed")]
+    mark = len(sandbox.requests)
+
+    result = run_target(
+        config, [schema_message("accounts", schema), *record_messages("accounts", gone)]
+    )
+
+    assert result.error is None
+    assert "str:o:industry" not in sandbox.store.find_account("Acme").fields
+    assert sandbox.store.find_account("Zed") is None
+    merges = [r.body for r in sandbox.requests[mark:] if r.path == "/v1/accounts/merge"]
+    assert merges and all("skip_non_existing" not in body for body in merges)
+
+
 def test_clear_never_clears_a_consent_field(sandbox, config):
     config["streams"] = {"people": {"delete_behavior": "clear"}}
     schema = {**PEOPLE, "bol::p": {"type": ["boolean", "null"]}}

@@ -85,25 +85,26 @@ class MergeSink(OrttoSink[MergeRecord]):
 
     def remove_left(self, entries: list[tuple[str, str | None]]) -> None:
         behavior, report, client = self.removal_action(), self.run.report, self.run.client
-        keys = [key for key, _ in entries]
         if behavior == "clear":
-            outcomes = deletes.clear(client, self.plan, keys, self.run.settings.async_merge)
+            outcomes, missing = deletes.clear(
+                client, self.plan, entries, self.run.settings.async_merge
+            )
             report.count(self.stream_name, "cleared", sum(o.acknowledged for o in outcomes))
-        elif behavior in {"archive", "delete"}:
+        else:
             missing, archived, deleted = deletes.remove(
                 client, self.plan, entries, behavior == "delete"
             )
             report.count(self.stream_name, "archived", archived)
             report.count(self.stream_name, "deleted", deleted)
-            if missing:
-                self.logger.warning(
-                    "Stream '%s': %d records to %s were not found in Ortto: %s",
-                    self.stream_name,
-                    len(missing),
-                    behavior,
-                    missing[:5],
-                )
-        self.run.ledger.forget(self.stream_name, keys)
+        if missing:
+            self.logger.warning(
+                "Stream '%s': %d records to %s were not found in Ortto: %s",
+                self.stream_name,
+                len(missing),
+                behavior,
+                missing[:5],
+            )
+        self.run.ledger.forget(self.stream_name, [key for key, _ in entries])
 
     def describe(self, record: Mapping[str, Any]) -> str:
         names = [c.name for c in self.plan.columns if c.field_id in self.plan.merge_by]
