@@ -22,6 +22,9 @@ _IDENTITY_ALIASES = {
     "external_id": "external_id",
     "str_ei": "external_id",
 }
+_ROLES = frozenset({"audience_id", "audience_name", "subscribed", "sms_opted_in"})
+# Column names that may carry consent: never read by a guess.
+_CONSENT_LIKE = re.compile(r"subscri|opt_?(ed_?)?(in|out)|optin|optout|consent|permission|gdpr")
 _IDENTITY_VALUES = {"email": to_email, "person_id": to_ortto_id}
 AUDIENCE_ID = re.compile(r"^[0-9a-f]{24}$")
 
@@ -43,13 +46,32 @@ class SubscriptionPlan:
     subscribed_column: str | None
     sms_column: str | None
 
+    ignored_columns: tuple[str, ...] = ()
+
     @classmethod
     def build(
-        cls, stream_name: str, schema: Mapping[str, Any], audience: str | None
+        cls,
+        stream_name: str,
+        schema: Mapping[str, Any],
+        audience: str | None,
+        field_map: Mapping[str, str | None] | None = None,
     ) -> SubscriptionPlan:
-        columns: dict[str, str] = {}
+        """Read the columns' roles from the schema, refusing any whose meaning for consent
+        is unclear: a guess here could subscribe people who opted out."""
+        field_map = field_map or {}
+        _check_field_map(stream_name, schema, field_map)
+        columns: dict[str, str] = {}  # role (alias key) -> column
+        others: list[str] = []
         for name in schema.get("properties") or {}:
-            columns.setdefault(alias_key(name), name)
+            role = field_map.get(name, name)
+            if role is None or name.startswith("_sdc_"):
+                continue
+            key = alias_key(role)
+            if key in _IDENTITY_ALIASES or key in _ROLES:
+                columns.setdefault(key, name)
+            else:
+                others.append(name)
+        _refuse_consent_lookalikes(stream_name, others)
         identity_columns = tuple(
             (column, _IDENTITY_ALIASES[key])
             for key, column in columns.items()
@@ -60,7 +82,7 @@ class SubscriptionPlan:
             raise StreamError(
                 f"Stream '{stream_name}' is an audience stream but has no email, "
                 "ortto_person_id or external_id column to say who is subscribed. Its columns: "
-                f"{sorted(columns)}."
+                f"{sorted(schema.get('properties') or {})}."
             )
         plan = cls(
             stream_name=stream_name,
@@ -70,12 +92,22 @@ class SubscriptionPlan:
             audience_name_column=columns.get("audience_name"),
             subscribed_column=columns.get("subscribed"),
             sms_column=columns.get("sms_opted_in"),
+            ignored_columns=tuple(others),
         )
         if not audience and not (plan.audience_id_column or plan.audience_name_column):
             raise StreamError(
                 f"Stream '{stream_name}': which audience? Set "
                 f'"streams": {{"{stream_name}": {{"audience": "<audience name or ID>"}}}}, or '
                 "give the stream an audience_id or audience_name column."
+            )
+        if plan.sms_column and not plan.subscribed_column:
+            raise StreamError(
+                f"Stream '{stream_name}' sets SMS consent ({plan.sms_column}) without a "
+                "'subscribed' column. Ortto does not document what a subscribe call without "
+                "'subscribed' does to the email subscription, so it could subscribe people to "
+                "email. Add a 'subscribed' column holding each person's email subscription, or "
+                "set SMS permission on a people stream instead: "
+                f'"field_map": {{"{plan.sms_column}": "bol::sp"}}.'
             )
         return plan
 
@@ -92,15 +124,14 @@ class SubscriptionPlan:
             columns = ", ".join(c for c, _ in self.identity_columns)
             return Invalid(f"no value in {columns}: cannot tell who to subscribe", columns)
         column, kind = identity
+        deleted = record.get("_sdc_deleted_at") is not None  # gone from the source: leave
         try:
             value = _IDENTITY_VALUES.get(kind, str)(record[column])
-            subscribed = self._flag(record, self.subscribed_column, default=True)
-            sms = None if self.sms_column is None else self._flag(record, self.sms_column, None)
+            subscribed = False if deleted else self._subscribed(record)
+            sms = self._sms(record)
         except ConversionError as exc:
             return Invalid(str(exc), column)
-        if record.get("_sdc_deleted_at") is not None:
-            subscribed = False
-        return Subscription(audience, kind, value, bool(subscribed), sms)
+        return Subscription(audience, kind, value, subscribed, sms)
 
     def _row_audience(self, record: Mapping[str, Any]) -> tuple[str, str] | None:
         for kind, column in (("id", self.audience_id_column), ("name", self.audience_name_column)):
@@ -108,14 +139,47 @@ class SubscriptionPlan:
                 return (kind, str(record[column]))
         return None
 
-    @staticmethod
-    def _flag(record: Mapping[str, Any], column: str | None, default: bool | None) -> bool | None:
-        """A flag column's value; the default only when the column is absent. A null
-        `subscribed` is refused: consent is never assumed."""
-        if column is None or column not in record:
-            return default
-        if record[column] is None:
-            if default is None:
-                return None
-            raise ConversionError(f"'{column}' is null: it must say true or false")
+    def _subscribed(self, record: Mapping[str, Any]) -> bool:
+        """A stream without a `subscribed` column subscribes (a row means "member"); one
+        with it states intent per row, so a null or missing value is refused: consent is
+        never assumed."""
+        column = self.subscribed_column
+        if column is None:
+            return True
+        if record.get(column) is None:
+            state = "missing" if column not in record else "null"
+            raise ConversionError(f"'{column}' is {state}: it must say true or false")
         return to_boolean(record[column])
+
+    def _sms(self, record: Mapping[str, Any]) -> bool | None:
+        """SMS consent only where the row states it; otherwise it is not sent."""
+        if self.sms_column is None or record.get(self.sms_column) is None:
+            return None
+        return to_boolean(record[self.sms_column])
+
+
+def _check_field_map(
+    stream_name: str, schema: Mapping[str, Any], field_map: Mapping[str, str | None]
+) -> None:
+    properties = schema.get("properties") or {}
+    roles = sorted({*_ROLES, "email", "ortto_person_id", "external_id"})
+    for column, role in field_map.items():
+        if column not in properties or (role is not None and alias_key(role) not in roles):
+            raise StreamError(
+                f"Stream '{stream_name}': field_map entry {column!r} -> {role!r} does not fit "
+                f"an audience stream: map one of its columns {sorted(properties)} to one of "
+                f"{roles}, or to null to ignore it."
+            )
+
+
+def _refuse_consent_lookalikes(stream_name: str, columns: list[str]) -> None:
+    lookalikes = [c for c in columns if _CONSENT_LIKE.search(alias_key(c))]
+    if lookalikes:
+        raise StreamError(
+            f"Stream '{stream_name}': columns {lookalikes} look like consent, but an audience "
+            "stream reads only 'subscribed' (email) and 'sms_opted_in' (SMS), true meaning "
+            "subscribed. Guessing could subscribe people who opted out. If a column means "
+            f'exactly that, map it: "streams": {{"{stream_name}": {{"field_map": '
+            f'{{"{lookalikes[0]}": "subscribed"}}}}}}; if it means the opposite (opted out, '
+            "unsubscribed), negate it with a stream map; to ignore it, map it to null."
+        )

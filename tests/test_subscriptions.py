@@ -104,7 +104,7 @@ def test_audience_by_id_and_per_row_audience_columns(sandbox, config):
         "audience_name": {"type": ["string", "null"]},
     }
     rows = [
-        {"email": "a@example.com", "audience_id": first},
+        {"email": "a@example.com", "audience_id": first, "subscribed": True},
         {"email": "b@example.com", "audience_name": "Second", "subscribed": False},
     ]
     messages = [
@@ -126,7 +126,7 @@ def test_people_ortto_cannot_find_are_invalid_with_orttos_status(sandbox, config
     config["streams"] = {"audience_members": {"audience": "Newsletter"}}
     messages = [
         schema_message("audience_members", MEMBERS),
-        *record_messages("audience_members", [{"email": "ghost@example.com"}]),
+        *record_messages("audience_members", [{"email": "ghost@example.com", "subscribed": True}]),
     ]
 
     result = run_target(config, messages)
@@ -152,7 +152,7 @@ def test_deleted_rows_unsubscribe(sandbox, config):
     config["streams"] = {"audience_members": {"audience": audience}}
     schema = {**MEMBERS, "_sdc_deleted_at": {"type": ["string", "null"], "format": "date-time"}}
     rows = [
-        {"email": "stay@example.com"},
+        {"email": "stay@example.com", "subscribed": True},
         {"email": "gone@example.com", "_sdc_deleted_at": "2026-11-01T00:00:00Z"},
     ]
     messages = [
@@ -175,14 +175,76 @@ def plan(audience: str | None = "Newsletter", **extra) -> SubscriptionPlan:
     return SubscriptionPlan.build("members", {"properties": properties}, audience)
 
 
-def test_plan_defaults_to_subscribed_and_reads_sms_flag():
-    sms = {"sms_opted_in": {"type": "boolean"}}
+def test_plan_without_a_subscribed_column_subscribes_and_reads_the_sms_flag():
+    item = plan().apply({"email": "A@Example.com"})
+    with_sms = plan(subscribed={"type": "boolean"}, sms_opted_in={"type": "boolean"})
+    both = with_sms.apply({"email": "a@b.co", "subscribed": False, "sms_opted_in": True})
 
-    item = plan(**sms).apply({"email": "A@Example.com", "sms_opted_in": True})
-
-    assert item == Subscription(("name", "Newsletter"), "email", "A@Example.com", True, True)
-    assert item.body() == {"email": "A@Example.com", "subscribed": True, "sms_opted_in": True}
+    assert item == Subscription(("name", "Newsletter"), "email", "A@Example.com", True)
+    assert item.body() == {"email": "A@Example.com", "subscribed": True}
     assert item.key == (("name", "Newsletter"), "email", "a@example.com")
+    assert both.body() == {"email": "a@b.co", "subscribed": False, "sms_opted_in": True}
+
+
+@pytest.mark.parametrize("record", [{"email": "a@b.co"}, {"email": "a@b.co", "subscribed": None}])
+def test_a_stream_with_a_subscribed_column_refuses_rows_that_do_not_state_it(record):
+    item = plan(subscribed={"type": ["boolean", "null"]}).apply(record)
+
+    assert isinstance(item, Invalid)
+    assert "must say true or false" in item.reason
+
+
+def test_a_deleted_row_unsubscribes_whatever_its_subscribed_column_says():
+    built = plan(subscribed={"type": ["boolean", "null"]})
+    deleted = "2026-11-01T00:00:00Z"
+
+    for row in ({"subscribed": True}, {"subscribed": None}, {}):
+        item = built.apply({"email": "a@b.co", "_sdc_deleted_at": deleted, **row})
+        assert item.subscribed is False
+
+
+def test_an_sms_only_stream_is_refused_because_it_could_subscribe_people_to_email():
+    with pytest.raises(StreamError, match="bol::sp"):
+        plan(sms_opted_in={"type": "boolean"})
+
+
+@pytest.mark.parametrize(
+    "column", ["unsubscribed", "opted_out", "is_subscribed", "email_consent", "optIn", "gdpr"]
+)
+def test_a_column_that_looks_like_consent_is_refused_at_schema_showing_the_fix(column):
+    with pytest.raises(StreamError) as refused:
+        plan(**{column: {"type": "boolean"}})
+
+    assert column in str(refused.value) and "field_map" in str(refused.value)
+    assert "stream map" in str(refused.value)
+
+
+def test_a_consent_column_mapped_to_subscribed_is_read_and_one_mapped_to_null_ignored():
+    properties = {"email": {}, "is_subscribed": {}, "opted_out": {}}
+    field_map = {"is_subscribed": "subscribed", "opted_out": None}
+    built = SubscriptionPlan.build("members", {"properties": properties}, "A", field_map)
+
+    item = built.apply({"email": "a@b.co", "is_subscribed": False, "opted_out": True})
+
+    assert item.subscribed is False
+
+
+@pytest.mark.parametrize(
+    "field_map", [{"missing": "subscribed"}, {"email": "str::first"}, {"email": "bol::p"}]
+)
+def test_a_field_map_entry_that_does_not_fit_an_audience_stream_is_refused(field_map):
+    with pytest.raises(StreamError, match="does not fit an audience stream"):
+        SubscriptionPlan.build("members", {"properties": {"email": {}}}, "A", field_map)
+
+
+def test_ordinary_columns_are_ignored_and_listed():
+    built = plan(id={"type": "integer"}, updated_at={"type": "string"})
+
+    assert built.ignored_columns == ("id", "updated_at")
+    assert built.apply({"email": "a@b.co", "id": 1}).body() == {
+        "email": "a@b.co",
+        "subscribed": True,
+    }
 
 
 def test_plan_takes_ortto_person_id_or_external_id_when_there_is_no_email():

@@ -20,10 +20,20 @@ class AudienceSink(OrttoSink[Subscription]):
 
     def __init__(self, target: Any, stream_name: str, schema: dict, key_properties: Any) -> None:
         super().__init__(target, stream_name, schema, key_properties)
-        self.plan = SubscriptionPlan.build(stream_name, self.schema, self.stream_settings.audience)
+        stream = self.stream_settings
+        self.plan = SubscriptionPlan.build(
+            stream_name, self.schema, stream.audience, stream.field_map
+        )
 
     def setup(self) -> None:
         super().setup()
+        if self.plan.ignored_columns:
+            self.logger.info(
+                "Stream '%s': columns %s are not read (an audience stream reads identity, "
+                "audience, subscribed and sms_opted_in)",
+                self.stream_name,
+                list(self.plan.ignored_columns),
+            )
         if self.plan.audience is not None:
             self.run.preflight.audience_id(self.plan.audience)
 
