@@ -7,8 +7,12 @@ and recorded behaviour, so the target can be tested against it like against the 
         ...  # point the target's api_url at sandbox.url, then inspect sandbox.store
 """
 
+from .audiences import Audience, Subscription
+from .body import ApiError
+from .custom_fields import CustomField
+from .records import Record
 from .server import Faults, RequestRecord, Sandbox
-from .store import ApiError, Audience, CustomField, Record, Store, Subscription
+from .store import Store
 
 __all__ = [
     "ApiError",

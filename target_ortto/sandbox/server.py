@@ -27,7 +27,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-from .store import ApiError, Store
+from .body import ApiError
+from .store import Store
 
 # Answers that count towards Ortto's ban: "15 bad requests in 15 s ban the IP for 15 s".
 BAD_STATUSES = frozenset({400, 401, 403, 404, 405})
