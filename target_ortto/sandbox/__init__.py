@@ -10,8 +10,9 @@ and recorded behaviour, so the target can be tested against it like against the 
 from .audiences import Audience, Subscription
 from .body import ApiError
 from .custom_fields import CustomField
+from .faults import Faults, RequestRecord
 from .records import Record
-from .server import Faults, RequestRecord, Sandbox
+from .server import Sandbox
 from .store import Store
 
 __all__ = [

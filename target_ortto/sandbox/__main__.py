@@ -15,7 +15,8 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from .server import Faults, Sandbox
+from .faults import Faults
+from .server import Sandbox
 
 _CELL_WIDTH = 60
 

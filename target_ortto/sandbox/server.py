@@ -1,33 +1,30 @@
-"""The sandbox's HTTP side: a real local server speaking Ortto's API, with injectable faults.
+"""The sandbox's API side: a real local server speaking Ortto's API, with injectable faults.
 
-`Sandbox` wraps a `Store` in a ThreadingHTTPServer (HTTP/1.1 keep-alive, a Content-Length on
-every answer), checks the API key like Ortto, injects the failures a robust client must
-survive (latency, rate limits, 5xx before or after applying, dropped connections, forced
-statuses, Ortto's bad-request ban) and records every request so tests can assert on traffic.
+`Sandbox` puts a `Store` behind a `Listener` (the HTTP socket server), checks the API key
+like Ortto, injects the failures a robust client must survive (latency, rate limits, 5xx
+before or after applying, dropped connections, forced statuses, Ortto's bad-request ban) and
+records every request so tests can assert on traffic.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
-import random
-import socket
-import sys
 import threading
 import time
 import traceback
 import uuid
 from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, replace
 from functools import partial
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
 from .body import ApiError
+from .faults import FAULT_SETTINGS, Faults, RequestRecord
+from .listener import Answer, Listener
 from .store import Store
 
 # Answers that count towards Ortto's ban: "15 bad requests in 15 s ban the IP for 15 s".
@@ -37,52 +34,6 @@ _RECORD_KEYS = ("people", "accounts", "organizations", "inclusion_ids")
 _KIND_PATHS = {"person": "/v1/person", "account": "/v1/accounts"}
 
 Handler = Callable[[dict[str, Any]], Any]
-# An answer: HTTP status and JSON body, or None for a connection closed without a response.
-Answer = tuple[int, Any] | None
-
-
-@dataclass
-class Faults:
-    """Failures to inject. All off by default, except Ortto's own bad-request ban.
-
-    Fields may be changed at runtime; change `seed` through `Sandbox.set_faults` (or build a new
-    Faults) so the random sequence restarts from it.
-    """
-
-    latency: float = 0.0
-    rate_limit: float | None = None
-    try_in_seconds: float = 1
-    error_rate: float = 0.0
-    error_after_apply_rate: float = 0.0
-    drop_rate: float = 0.0
-    seed: int | None = None
-    ban_threshold: int | None = 15
-    ban_seconds: float = 15.0
-    ban_window: float = 15.0
-    rng: random.Random = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        self.rng = random.Random(self.seed)
-
-    def roll(self, rate: float) -> bool:
-        """True with probability `rate`; draws nothing when the fault is off."""
-        return rate > 0 and self.rng.random() < rate
-
-
-FAULT_SETTINGS = tuple(f.name for f in fields(Faults) if f.init)
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One API request as the sandbox saw it; `status` None means the connection was dropped."""
-
-    method: str
-    path: str
-    status: int | None
-    records: int
-    body: Any
-    duration: float
-    fault: str | None
 
 
 def _error(status: int, message: str, details: list[dict[str, Any]] | None = None) -> Any:
@@ -165,7 +116,7 @@ class Sandbox:
             "/_sandbox/custom-fields": ("POST", self._add_custom_field),
             "/_sandbox/audiences": ("POST", self._add_audience),
         }
-        self._server: _Server | None = None
+        self._server: Listener | None = None
         self._thread: threading.Thread | None = None
         self._restart_traffic()
 
@@ -185,7 +136,7 @@ class Sandbox:
     def start(self) -> Sandbox:
         """Bind and serve in a background thread (port 0 picks a free port)."""
         if self._server is None:
-            self._server = _Server((self.host, self.port), self)
+            self._server = Listener((self.host, self.port), self.answer)
             self._thread = threading.Thread(
                 target=self._server.serve_forever,
                 kwargs={"poll_interval": 0.05},
@@ -398,82 +349,3 @@ class Sandbox:
 
     def _add_audience(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"id": self.store.add_audience(body["name"], body.get("member_emails"))}
-
-
-class _Server(ThreadingHTTPServer):
-    """Thread per connection; tracks open connections so stop() can close idle keep-alives."""
-
-    daemon_threads = False
-    block_on_close = True
-    request_queue_size = 1024
-
-    def __init__(self, address: tuple[str, int], sandbox: Sandbox) -> None:
-        self.sandbox = sandbox
-        self._open: set[socket.socket] = set()
-        self._open_lock = threading.Lock()
-        super().__init__(address, _Handler)
-
-    def track(self, connection: socket.socket, is_open: bool) -> None:
-        with self._open_lock:
-            (self._open.add if is_open else self._open.discard)(connection)
-
-    def close_connections(self) -> None:
-        with self._open_lock:
-            connections = list(self._open)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Client disconnects are routine for a server; only print real bugs."""
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """Reads one request, asks the Sandbox for the answer, writes it (or drops the connection)."""
-
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # headers and body go out in two writes: no delayed-ACK stall
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, True)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.server.track(self.connection, False)
-
-    def log_message(self, *args: Any) -> None:
-        """Quiet: the sandbox reports traffic through Sandbox.requests instead."""
-
-    def _handle(self) -> None:
-        length = self.headers.get("Content-Length") or "0"
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower() or (
-            not length.isdigit()
-        ):
-            self.close_connection = True
-            self._send(400, {"code": 400, "error": "send a JSON body with a Content-Length"})
-            return
-        raw = self.rfile.read(int(length))
-        if len(raw) < int(length):  # the client went away mid-body: nothing to answer
-            self.close_connection = True
-            return
-        answer = self.server.sandbox.answer(self.command, self.path, self.headers, raw)
-        if answer is None:
-            self.close_connection = True
-            return
-        self._send(*answer)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
-
-    def _send(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
