@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import msgspec
@@ -32,6 +32,14 @@ MAX_RATE_LIMITED = 30  # 429s one request may meet; they cost time, never data.
 BACKOFF_CAP = 30.0
 
 
+class Clock(Protocol):
+    """Where the client reads time and waits: the `time` module, or a fake one in tests."""
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float, /) -> None: ...
+
+
 class BadRequest(ApiError):
     """HTTP 400: Ortto refused the request's content. `body` holds its parsed answer."""
 
@@ -47,23 +55,24 @@ class RateLimiter:
     429 costs Ortto's whole `try-in-seconds`.
     """
 
-    def __init__(self, per_second: float) -> None:
+    def __init__(self, per_second: float, clock: Clock = time) -> None:
         self._interval = 1.02 / per_second
-        self._next = time.monotonic()
+        self._clock = clock
+        self._next = clock.monotonic()
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
         with self._lock:
-            now = time.monotonic()
+            now = self._clock.monotonic()
             slot = max(now, self._next)
             self._next = slot + self._interval
         if slot > now:
-            time.sleep(slot - now)
+            self._clock.sleep(slot - now)
 
     def pause(self, seconds: float) -> None:
         """Hold every sender back, e.g. for Ortto's `try-in-seconds`."""
         with self._lock:
-            self._next = max(self._next, time.monotonic() + seconds)
+            self._next = max(self._next, self._clock.monotonic() + seconds)
 
 
 class BadRequestGuard:
@@ -73,9 +82,15 @@ class BadRequestGuard:
     request waits while recent bad answers plus requests in flight would reach it.
     """
 
-    def __init__(self, budget: int = BAD_REQUEST_BUDGET, window: float = BAD_REQUEST_WINDOW):
+    def __init__(
+        self,
+        budget: int = BAD_REQUEST_BUDGET,
+        window: float = BAD_REQUEST_WINDOW,
+        clock: Clock = time,
+    ) -> None:
         self._budget = budget
         self._window = window
+        self._clock = clock
         self._bad: deque[float] = deque()
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -83,24 +98,28 @@ class BadRequestGuard:
     def enter(self) -> None:
         while True:
             with self._lock:
-                now = time.monotonic()
+                now = self._clock.monotonic()
                 while self._bad and self._bad[0] <= now - self._window:
                     self._bad.popleft()
                 if len(self._bad) + self._in_flight < self._budget:
                     self._in_flight += 1
                     return
                 delay = self._bad[0] + self._window - now if self._bad else 0.01
-            time.sleep(delay)
+            self._clock.sleep(delay)
 
     def leave(self, bad: bool) -> None:
         with self._lock:
             self._in_flight -= 1
             if bad:
-                self._bad.append(time.monotonic())
+                self._bad.append(self._clock.monotonic())
 
 
 class OrttoClient:
-    """Sends requests to one Ortto region (or sandbox) with the key, limit and retries."""
+    """Sends requests to one Ortto region (or sandbox) with the key, limit and retries.
+
+    `transport`, `limiter`, `guard` and `clock` are there for tests: by default the client
+    talks to the network, spaced at `requests_per_second`, waiting in real time.
+    """
 
     def __init__(
         self,
@@ -114,13 +133,18 @@ class OrttoClient:
         max_concurrency: int = 8,
         backoff_base: float = 0.5,
         request_log: Callable[[dict[str, Any]], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        limiter: RateLimiter | None = None,
+        guard: BadRequestGuard | None = None,
+        clock: Clock = time,
     ) -> None:
         self.base_url = base_url
         self.region = region
         self.max_retries = max_retries
         self.backoff_base = backoff_base
-        self.limiter = RateLimiter(requests_per_second)
-        self.guard = BadRequestGuard()
+        self.limiter = RateLimiter(requests_per_second, clock) if limiter is None else limiter
+        self.guard = BadRequestGuard(clock=clock) if guard is None else guard
+        self._clock = clock
         self.request_log = request_log
         self.stats = {"requests": 0, "retries": 0, "rate_limited": 0}
         self._stats_lock = threading.Lock()
@@ -131,6 +155,7 @@ class OrttoClient:
             limits=httpx.Limits(
                 max_connections=max_concurrency, max_keepalive_connections=max_concurrency
             ),
+            transport=transport,
         )
 
     def close(self) -> None:
@@ -143,7 +168,7 @@ class OrttoClient:
         while True:
             self.limiter.acquire()
             self.guard.enter()
-            started = time.monotonic()
+            started = self._clock.monotonic()
             bad = False
             try:
                 response = self._http.request(method, path, content=payload)
@@ -192,7 +217,7 @@ class OrttoClient:
             )
         self._count("retries")
         delay = min(BACKOFF_CAP, self.backoff_base * 2 ** (failures - 1))
-        time.sleep(delay * random.uniform(0.5, 1.0))
+        self._clock.sleep(delay * random.uniform(0.5, 1.0))
 
     def _error(self, method: str, path: str, status: int, answer: Any) -> ApiError:
         where = f"{method} {self.base_url}{path}"
@@ -230,7 +255,7 @@ class OrttoClient:
                     "method": method,
                     "path": path,
                     "status": status,
-                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                    "duration_ms": round((self._clock.monotonic() - started) * 1000, 1),
                     "request": body,
                     "response": answer,
                     "error": error,
