@@ -121,10 +121,26 @@ def parse_custom_fields(answer: Any) -> dict[str, str]:
     return fields
 
 
-def create_custom_field(client: OrttoClient, obj: OrttoObject, name: str, display_type: str) -> str:
-    """Create a custom field; returns the field ID Ortto gave it."""
+# How Ortto refuses a custom field that already exists is unrecorded: its own public script
+# treats 423 as "exists"; 409, and a 400 whose message says so, are as plausible.
+FIELD_EXISTS_STATUSES = frozenset({409, 423})
+_EXISTS_WORDS = ("already exists", "duplicate", "already in use")
+
+
+def create_custom_field(
+    client: OrttoClient, obj: OrttoObject, name: str, display_type: str
+) -> str | None:
+    """Create a custom field; returns the field ID Ortto gave it, or None if it exists."""
     body = {"name": name, "type": display_type, "track_changes": False}
-    answer = client.request("POST", obj.path("custom-field/create"), body)
+    try:
+        answer = client.request("POST", obj.path("custom-field/create"), body)
+    except ApiError as exc:
+        said = str(exc).lower()
+        if exc.status in FIELD_EXISTS_STATUSES or (
+            exc.status == 400 and any(w in said for w in _EXISTS_WORDS)
+        ):
+            return None
+        raise
     return str((answer or {}).get("field_id", ""))
 
 

@@ -44,7 +44,7 @@ class BadRequest(ApiError):
     """HTTP 400: Ortto refused the request's content. `body` holds its parsed answer."""
 
     def __init__(self, message: str, body: Any) -> None:
-        super().__init__(message)
+        super().__init__(message, 400)
         self.body = body
 
 
@@ -221,18 +221,32 @@ class OrttoClient:
 
     def _error(self, method: str, path: str, status: int, answer: Any) -> ApiError:
         where = f"{method} {self.base_url}{path}"
-        if status in {401, 403}:
+        # Ortto's error-responses page: 401 is a wrong key (or a key of another region's
+        # instance); 403 is a key that authenticated but may not use the resource.
+        if status == 401:
             return AuthError(
-                f"Ortto refused the API key (HTTP {status} at {where}: {_message(answer)}). "
+                f"Ortto refused the API key (HTTP 401 at {where}: {_message(answer)}). "
                 f"Check api_key, and that region '{self.region}' ({self.base_url}) is your "
                 "Ortto instance's region: a key works only in its own region (default, au "
-                "or eu)."
+                "or eu).",
+                status,
+            )
+        if status == 403:
+            return AuthError(
+                f"Ortto accepted the API key but refused access (HTTP 403 at {where}: "
+                f"{_message(answer)}). Ortto answers this when the account has expired, or "
+                "when the person who created the key's data source has left the Ortto "
+                "account: check the account in Ortto, and create a new Custom API data source "
+                "(Data sources > Custom API) for a new key if needed.",
+                status,
             )
         if status == 404:
-            return ApiError(f"Ortto answered 404 Not Found for {where}: check api_url / region.")
+            return ApiError(
+                f"Ortto answered 404 Not Found for {where}: check api_url / region.", status
+            )
         if status == 400:
             return BadRequest(f"Ortto refused {where} (HTTP 400): {_message(answer)}", answer)
-        return ApiError(f"Ortto refused {where} (HTTP {status}): {_message(answer)}")
+        return ApiError(f"Ortto refused {where} (HTTP {status}): {_message(answer)}", status)
 
     def _count(self, name: str) -> None:
         with self._stats_lock:

@@ -24,7 +24,13 @@ class InvalidRecordError(OrttoError):
 
 
 class ApiError(OrttoError):
-    """Ortto refused a request, or could not be reached after every retry."""
+    """Ortto refused a request, or could not be reached after every retry.
+
+    `status` is Ortto's HTTP status when it answered one."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class AuthError(ApiError):

@@ -94,6 +94,10 @@ PERSON = OrttoObject(
             "str::soi-ctx",
             "str::soo-ctx",
             "str::language",
+            # push-notification tokens (person-merge reference)
+            "str::fcm_ios_token",
+            "str::apn_ios_token",
+            "str::android_token",
         }
     ),
     aliases=MappingProxyType(

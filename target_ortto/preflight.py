@@ -81,7 +81,7 @@ class Preflight:
                 raise StreamError(_select_message(plan, selects))
             for column in missing:
                 if not self.dry_run:
-                    self._create(plan.obj, column)
+                    self._create(plan.obj, column, existing)
                 existing[column.field_id] = column.display_type or ""
             return missing
 
@@ -90,7 +90,7 @@ class Preflight:
             self._fields[obj.name] = api.custom_fields(self.client, obj)
         return self._fields[obj.name]
 
-    def _create(self, obj: OrttoObject, column: Column) -> None:
+    def _create(self, obj: OrttoObject, column: Column, existing: dict[str, str]) -> None:
         name = readable_name(column.field_id.split(":", 2)[2])
         try:
             field_id = api.create_custom_field(self.client, obj, name, column.display_type or "")
@@ -101,6 +101,17 @@ class Preflight:
                 "25 for accounts on the Professional plan): drop unneeded columns with a stream "
                 "map, or create the field in Ortto."
             ) from None
+        if field_id is None:  # made meanwhile (another run?): learn its type
+            existing.update(api.custom_fields(self.client, obj))
+            have = existing.get(column.field_id)
+            if have is None or not _compatible(column.display_type or "", have):
+                raise StreamError(
+                    f"Ortto says the {obj.name} custom field {name!r} for column "
+                    f"'{column.name}' exists, but it is not {column.field_id} "
+                    f"({column.display_type}){f'; it is {have}' if have else ''}. Map the "
+                    "column to the existing field in field_map, or rename the column."
+                )
+            return
         if field_id != column.field_id:
             raise StreamError(
                 f"Ortto created the custom field for column '{column.name}' as {field_id}, not "

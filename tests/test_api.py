@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from target_ortto import api
+from target_ortto.client import OrttoClient
 from target_ortto.errors import ApiError
 from target_ortto.objects import ACCOUNT, PERSON
 
@@ -116,3 +118,25 @@ def test_ids_are_read_from_get_answers_including_null_contacts():
     assert api.first_id(recorded("person-get/basic"), PERSON) == "00690646665c94874b98c100"
     assert api.first_id(recorded("accounts-get/basic"), ACCOUNT) == "106905f9252dad244f055800"
     assert api.first_id(recorded("person-get/offset"), PERSON) is None
+
+
+def client_answering(status: int, body: Any) -> OrttoClient:
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, json=body))
+    return OrttoClient("https://api.ap3api.com", "k", transport=transport, max_retries=0)
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [(423, "Locked"), (409, "Conflict"), (400, "Custom field already exists: Score")],
+)
+def test_creating_a_custom_field_that_exists_is_not_an_error(status, error):
+    client = client_answering(status, {"code": status, "error": error})
+
+    assert api.create_custom_field(client, PERSON, "Score", "decimal") is None
+
+
+def test_other_refusals_of_a_custom_field_create_are_errors():
+    client = client_answering(400, {"code": 400, "error": "custom field limit reached"})
+
+    with pytest.raises(ApiError, match="limit reached"):
+        api.create_custom_field(client, PERSON, "Score", "decimal")

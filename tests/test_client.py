@@ -488,17 +488,29 @@ def test_the_rate_limiter_gives_concurrent_senders_slots_2_percent_under_the_lim
 # error answers
 
 
-@pytest.mark.parametrize("status", [401, 403])
-def test_401_and_403_are_auth_errors_naming_the_region_and_are_not_retried(clock, status):
-    ortto = ScriptedOrtto(clock, refused(status, "Invalid API key"))
+def test_401_is_an_auth_error_naming_key_and_region_and_is_not_retried(clock):
+    ortto = ScriptedOrtto(clock, refused(401, "Invalid API key"))
 
     with pytest.raises(AuthError) as failed:
         ortto.client(region="eu").request("POST", MERGE, BODY)
 
     message = str(failed.value)
-    assert f"Ortto refused the API key (HTTP {status} at POST {BASE_URL}{MERGE}" in message
+    assert f"Ortto refused the API key (HTTP 401 at POST {BASE_URL}{MERGE}" in message
     assert "Invalid API key" in message
     assert f"region 'eu' ({BASE_URL})" in message
+    assert len(ortto.requests) == 1
+
+
+def test_403_is_an_auth_error_about_access_not_the_key_and_is_not_retried(clock):
+    ortto = ScriptedOrtto(clock, refused(403, "Forbidden"))
+
+    with pytest.raises(AuthError) as failed:
+        ortto.client(region="eu").request("POST", MERGE, BODY)
+
+    message = str(failed.value)
+    assert f"accepted the API key but refused access (HTTP 403 at POST {BASE_URL}{MERGE}" in message
+    assert "expired" in message and "left the Ortto account" in message
+    assert "region" not in message
     assert len(ortto.requests) == 1
 
 

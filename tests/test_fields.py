@@ -437,6 +437,18 @@ class TestMergeBy:
         assert plan.apply(record).fields == {"str::person_id": "006913c5b70abf827f703c00"}
 
 
+@pytest.mark.parametrize(
+    "field_id", ["str::fcm_ios_token", "str::apn_ios_token", "str::android_token"]
+)
+def test_push_token_fields_are_built_in_person_fields(field_id):
+    assert people({"email": STR, field_id: STR}).apply(
+        {"email": "a@x.co", field_id: "t"}
+    ).fields == {
+        **ANN,
+        field_id: "t",
+    }
+
+
 class TestOrttoIds:
     @pytest.mark.parametrize("column", ["person_id", "account_id", "id", "personId"])
     def test_a_warehouse_id_column_is_a_custom_field_not_an_ortto_id(self, column):

@@ -86,6 +86,24 @@ def test_existing_fields_are_used_without_creating_any(sandbox, config):
     assert not [r for r in sandbox.requests if r.path.endswith("/create")]
 
 
+def test_a_field_created_meanwhile_elsewhere_counts_as_existing(sandbox, config):
+    def someone_else_creates_it() -> None:
+        sandbox.store.add_custom_field("person", "int:cm:score", "Score", "decimal")
+
+    schema = {"email": {"type": "string"}, "score": {"type": "number"}}
+    messages = [
+        schema_message("people", {"email": {"type": "string"}}),
+        schema_message("contacts", schema),
+        *record_messages("contacts", [{"email": "a@example.com", "score": 1.5}]),
+    ]
+
+    result = run_target(config, messages, after_first_schema=someone_else_creates_it)
+
+    assert result.error is None
+    assert [r.status for r in sandbox.requests if r.path.endswith("/create")] == [423]
+    assert sandbox.store.find_person("a@example.com").fields["int:cm:score"] == 1500
+
+
 @pytest.mark.parametrize(
     ("existing", "existing_type"),
     [("int:cm:score", "integer"), ("str:cm:score", "text")],

@@ -479,8 +479,9 @@ def test_custom_field_create_selects_and_refusals(api: httpx.Client, sandbox: Sa
     same_keys(account.json(), recorded("accounts-custom-field/create"))
     assert account.json()["field_id"] == "int:oc:seats"
 
+    duplicate = {"name": "plan", "type": "text"}
+    assert api.post("/v1/person/custom-field/create", json=duplicate).status_code == 423
     for refused in (
-        {"name": "plan", "type": "text"},
         {"name": "Colour", "type": "colour"},
         {"name": "Tags", "type": "multi_select"},
         {"name": "!!!", "type": "text"},

@@ -63,7 +63,8 @@ class CustomFields:
         if any(
             slug(f.id) == parts[2] or f.name.lower() == name.lower() for f in self.by_id.values()
         ):
-            raise ApiError(f"custom field already exists: {name}")
+            # Ortto's own public script treats 423 as "field exists" (ortto-api.md)
+            raise ApiError(f"custom field already exists: {name}", status=423)
         custom = CustomField(field_id, name, display_type, tracked, values)
         self.by_id[field_id] = custom
         return custom

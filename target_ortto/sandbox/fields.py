@@ -72,6 +72,9 @@ PERSON = Kind(
             "str::soi-ctx",
             "str::soo-ctx",
             "str::language",
+            "str::fcm_ios_token",  # push tokens (person-merge reference)
+            "str::apn_ios_token",
+            "str::android_token",
         ]
     ),
     bulk_keys={
