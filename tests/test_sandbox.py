@@ -70,6 +70,12 @@ def statuses(response: httpx.Response, key: str = "people") -> list[str]:
 # ----- person merge -----
 
 
+def test_emails_match_regardless_of_letter_case(api: httpx.Client, sandbox: Sandbox) -> None:
+    assert statuses(merge(api, person("Ann.Lee@Example.com"))) == ["created"]
+    assert statuses(merge(api, person("ann.lee@example.COM", {"str::first": "Ann"}))) == ["merged"]
+    assert len(sandbox.store.people) == 1
+
+
 def test_merge_creates_then_merges_with_the_recorded_shapes(
     api: httpx.Client, sandbox: Sandbox
 ) -> None:

@@ -63,7 +63,11 @@ class _MergeOptions:
     by_id: bool
 
 
-def _index_key(value: Any) -> str:
+def _index_key(field_id: str, value: Any) -> str:
+    """Emails match regardless of letter case (the rule the target folds by; Ortto's own
+    behaviour is unrecorded), every other value exactly."""
+    if field_id == EMAIL and isinstance(value, str):
+        value = value.lower()
     return json.dumps(value, sort_keys=True)
 
 
@@ -100,7 +104,7 @@ class Table:
         if field_id == self.kind.id_field:
             ids: Iterable[str] = [value] if isinstance(value, str) else []
         else:
-            ids = self.index.get(field_id, {}).get(_index_key(value), ())
+            ids = self.index.get(field_id, {}).get(_index_key(field_id, value), ())
         live = [self.records[i] for i in ids if i in self.records and not self.records[i].archived]
         return min(live, key=lambda record: record.id, default=None)
 
@@ -108,13 +112,15 @@ class Table:
         """Set (or with None clear) a field, keeping the index in step."""
         if field_id in record.fields:
             by_value = self.index[field_id]
-            key = _index_key(record.fields.pop(field_id))
+            key = _index_key(field_id, record.fields.pop(field_id))
             by_value[key].discard(record.id)
             if not by_value[key]:
                 del by_value[key]
         if value is not None:
             record.fields[field_id] = value
-            self.index.setdefault(field_id, {}).setdefault(_index_key(value), set()).add(record.id)
+            self.index.setdefault(field_id, {}).setdefault(
+                _index_key(field_id, value), set()
+            ).add(record.id)
 
     def remove(self, record: Record) -> None:
         for field_id in list(record.fields):
