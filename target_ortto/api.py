@@ -10,18 +10,24 @@ from target_ortto.client import BadRequest, OrttoClient
 from target_ortto.errors import ApiError, StreamError
 from target_ortto.objects import OrttoObject
 
-WRITTEN = frozenset({"created", "merged"})
 # What the ledger may remember as "Ortto has this payload": not `ignored`/`skipped`, which
-# left Ortto unchanged (an update of a person who did not exist yet must be retried).
+# left Ortto unchanged (an update of a person who did not exist yet must be retried), nor a
+# status nobody has recorded.
 APPLIED = frozenset({"created", "merged", "queued", "subscribed", "unsubscribed"})
+# Statuses Ortto is known (or, for skips, expected) to answer for a record it took.
+KNOWN = APPLIED | {"ignored", "skipped"}
+# Ortto's statuses for a record it refused (recorded: invalid, suppressed).
+REFUSED = frozenset({"invalid", "suppressed", "error", "failed"})
+# A 2xx answer that does not itemise a record: Ortto took the request, but whether it
+# wrote that record is unknown, so the ledger does not remember it (the next run resends).
+UNCONFIRMED = "unconfirmed"
 SUBSCRIBE_BATCH = 100  # people per subscribe request
 AUDIENCE_PAGE = 40  # Ortto returns at most 40 audiences a page
-ACCEPTED = frozenset({"queued", "ignored", "skipped", "subscribed", "unsubscribed"})
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What Ortto did with one record."""
+    """What Ortto did with one record; `error` set means Ortto refused it."""
 
     status: str
     ortto_id: str | None = None
@@ -29,8 +35,9 @@ class Outcome:
 
     @property
     def acknowledged(self) -> bool:
-        """Ortto took the record (wrote it, queued it, or deliberately left it alone)."""
-        return self.error is None and (self.status in WRITTEN or self.status in ACCEPTED)
+        """Ortto took the record (wrote it, queued it, left it alone, or took the request
+        without saying)."""
+        return self.error is None
 
 
 @dataclass(frozen=True)
@@ -81,29 +88,30 @@ def merge(
 
 
 def merge_outcomes(answer: Any, obj: OrttoObject, count: int) -> list[Outcome]:
-    """One outcome per record from a merge answer (`people`, `accounts` or `organizations`)."""
-    entries: list[Any] = []
+    """One outcome per record from a 2xx merge answer (`people`, `accounts` or
+    `organizations`). An answer that does not itemise every record (a `null` list, fewer
+    entries: unrecorded shapes) took the request, so its records are `unconfirmed`."""
+    entries: Any = None
     if isinstance(answer, dict):
-        entries = next((answer[k] for k in obj.result_keys if isinstance(answer.get(k), list)), [])
-    if len(entries) != count:
-        raise ApiError(
-            f"POST {obj.path('merge')}: Ortto answered {len(entries)} results for {count} "
-            "records, so it is unknown which were written. Nothing after the last emitted "
-            "STATE is confirmed; rerun to resume."
+        entries = next(
+            (answer[k] for k in obj.result_keys if isinstance(answer.get(k), list)), None
         )
+    if not isinstance(entries, list) or len(entries) != count:
+        return [Outcome(UNCONFIRMED)] * count
     return [outcome(entry, obj) for entry in entries]
 
 
 def outcome(entry: Any, obj: OrttoObject) -> Outcome:
-    """One merge result entry (or 400 `details` entry) as an outcome."""
+    """One merge result entry (or 400 `details` entry) as an outcome: refused when it
+    carries an error or a refusing status, otherwise taken, whatever its status says."""
     if not isinstance(entry, dict):
-        return Outcome("invalid", error=f"unexpected result from Ortto: {entry!r}")
+        return Outcome(UNCONFIRMED)
     status = str(entry.get("status") or "")
     ortto_id = entry.get(obj.id_key) or entry.get("organization_id") or entry.get("id")
     error = entry.get("error")
-    if error or not (status in WRITTEN or status in ACCEPTED):
+    if error or status in REFUSED:
         return Outcome(status or "invalid", ortto_id, str(error or f"Ortto status '{status}'"))
-    return Outcome(status, ortto_id)
+    return Outcome(status or UNCONFIRMED, ortto_id)
 
 
 def custom_fields(client: OrttoClient, obj: OrttoObject) -> dict[str, str]:
@@ -189,14 +197,12 @@ def subscribe(
 
 
 def subscribe_outcomes(answer: Any, count: int) -> list[Outcome]:
-    """One outcome per person: subscribed / unsubscribed, or Ortto's status as the reason."""
+    """One outcome per person: subscribed / unsubscribed, or Ortto's status as the reason
+    (people Ortto cannot find, or who are not members). A 2xx answer that does not itemise
+    every person took the request: its people are `unconfirmed`."""
     entries = answer.get("people") if isinstance(answer, dict) else None
     if not isinstance(entries, list) or len(entries) != count:
-        raise ApiError(
-            f"PUT /v1/audience/subscribe: Ortto answered {answer!r:.200} for {count} people, "
-            "so it is unknown which changed. Nothing after the last emitted STATE is "
-            "confirmed; rerun to resume."
-        )
+        return [Outcome(UNCONFIRMED)] * count
     outcomes = []
     for entry in entries:
         status = str(entry.get("status") or "") if isinstance(entry, dict) else ""

@@ -37,9 +37,28 @@ def test_a_bulk_answer_gives_one_outcome_per_person_in_order():
     assert outcomes[0].ortto_id == "006913c76c0abf827f714400"
 
 
-def test_an_answer_with_fewer_results_than_records_is_an_error_not_a_guess():
-    with pytest.raises(ApiError, match="1 results for 2 records"):
-        api.merge_outcomes(recorded("person-merge/created"), PERSON, 2)
+@pytest.mark.parametrize(
+    "answer",
+    [
+        recorded("person-merge/created"),  # fewer results than records
+        {"people": None},
+        {},
+        None,
+        {"people": [{"status": "created"}, {"status": "created"}, {"status": "created"}]},
+    ],
+)
+def test_an_answer_that_does_not_itemise_every_record_leaves_them_unconfirmed_not_guessed(
+    answer,
+):
+    outcomes = api.merge_outcomes(answer, PERSON, 2)
+
+    assert outcomes == [api.Outcome("unconfirmed")] * 2
+    assert all(o.acknowledged and o.status not in api.APPLIED for o in outcomes)
+
+
+@pytest.mark.parametrize("answer", [{"people": None}, {"people": [{"status": "subscribed"}]}])
+def test_a_subscribe_answer_that_does_not_itemise_every_person_leaves_them_unconfirmed(answer):
+    assert api.subscribe_outcomes(answer, 2) == [api.Outcome("unconfirmed")] * 2
 
 
 @pytest.mark.parametrize(
@@ -64,7 +83,11 @@ def test_400_details_become_invalid_records_with_orttos_reason(name, status, rea
         ({"status": "queued"}, api.Outcome("queued")),
         ({"status": "ignored", "person_id": "00a"}, api.Outcome("ignored", "00a")),
         ({"status": "invalid", "error": "bad"}, api.Outcome("invalid", None, "bad")),
-        ({"status": "weird"}, api.Outcome("weird", None, "Ortto status 'weird'")),
+        ({"status": "weird"}, api.Outcome("weird")),
+        ({"status": "suppressed"}, api.Outcome("suppressed", None, "Ortto status 'suppressed'")),
+        ({"status": "pending", "error": "x"}, api.Outcome("pending", None, "x")),
+        ({}, api.Outcome("unconfirmed")),
+        ("created", api.Outcome("unconfirmed")),
     ],
 )
 def test_unrecorded_statuses_are_read_tolerantly(entry, expected):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import (
     API_KEY,
     ORGANIZATIONS_SCHEMA,
@@ -313,3 +314,38 @@ def test_batch_messages_are_refused_with_a_clear_error(sandbox, config, tmp_path
 
     assert "BATCH" in str(result.error)
     assert not sandbox.store.people
+
+
+@pytest.mark.parametrize(
+    ("answer", "counted", "resent"),
+    [
+        ("null-list", "unconfirmed", 3),
+        ("no-list", "unconfirmed", 3),
+        ("fewer-results", "unconfirmed", 3),
+        ("unknown-status", "pending", 3),
+        ("status-only", "created", 0),
+    ],
+)
+def test_an_unrecorded_answer_shape_never_aborts_a_run_and_what_it_left_unsure_is_resent(
+    sandbox, config, caplog, answer, counted, resent
+):
+    records = [{"email": f"p{i}@example.com", "first_name": "P"} for i in range(3)]
+    messages = [
+        schema_message("people", PERSON),
+        *record_messages("people", records),
+        state_message({"done": True}),
+    ]
+
+    result = run_target(
+        config, messages, after_first_schema=lambda: sandbox.set_faults(merge_answer=answer)
+    )
+    sandbox.set_faults(merge_answer="documented")
+    mark = len(sandbox.requests)
+    rerun = run_target(config, messages)
+
+    assert result.error is None and result.states == [{"done": True}]
+    assert result.target.run.report.counts["people"][counted] == 3
+    assert len(sandbox.store.people) == 3
+    assert (f"answered '{counted}'" in caplog.text) == (counted != "created")
+    assert rerun.error is None
+    assert sum(r.records for r in sandbox.requests[mark:] if r.path == "/v1/person/merge") == resent

@@ -15,7 +15,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from .faults import Faults
+from .faults import MERGE_ANSWERS, Faults
 from .server import Sandbox
 
 _CELL_WIDTH = 60
@@ -48,6 +48,12 @@ def _serve_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-limit", type=_non_negative, help="requests per second, then 429")
     parser.add_argument("--error-rate", type=_fraction, default=0.0, help="fraction of 5xx")
     parser.add_argument("--drop-rate", type=_fraction, default=0.0, help="fraction dropped")
+    parser.add_argument(
+        "--merge-answer",
+        choices=list(MERGE_ANSWERS),
+        default="documented",
+        help="answer merges in an unrecorded but plausible shape",
+    )
     parser.add_argument("--seed", type=int, help="random seed for the injected faults")
     parser.add_argument(
         "--audience", action="append", default=[], metavar="NAME", help="create an audience"
@@ -70,6 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
         rate_limit=args.rate_limit or None,
         error_rate=args.error_rate,
         drop_rate=args.drop_rate,
+        merge_answer=args.merge_answer,
         seed=args.seed,
     )
     sandbox = Sandbox(args.api_key, args.host, args.port, faults=faults)

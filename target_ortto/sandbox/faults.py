@@ -25,9 +25,12 @@ class Faults:
     ban_threshold: int | None = 15
     ban_seconds: float = 15.0
     ban_window: float = 15.0
+    merge_answer: str = "documented"  # or one of MERGE_ANSWERS: shapes nobody has recorded
     rng: random.Random = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if self.merge_answer not in MERGE_ANSWERS:
+            raise ValueError(f"merge_answer must be one of {', '.join(MERGE_ANSWERS)}")
         self.rng = random.Random(self.seed)
 
     def roll(self, rate: float) -> bool:
@@ -49,3 +52,25 @@ class RequestRecord:
     body: Any
     duration: float
     fault: str | None
+
+
+def _entries(reply: dict[str, Any], change: Any) -> dict[str, Any]:
+    return {
+        key: change(value) if isinstance(value, list) else value for key, value in reply.items()
+    }
+
+
+# Plausible 200 answers to a merge that no recording shows (ortto-api.md, person merge,
+# "Unrecorded"): the sandbox applies the merge, then answers in the chosen shape.
+MERGE_ANSWERS: dict[str, Any] = {
+    "documented": lambda reply: reply,
+    "null-list": lambda reply: _entries(reply, lambda _: None),
+    "no-list": lambda reply: {},
+    "fewer-results": lambda reply: _entries(reply, lambda entries: entries[:-1]),
+    "unknown-status": lambda reply: _entries(
+        reply, lambda entries: [{**e, "status": "pending"} for e in entries]
+    ),
+    "status-only": lambda reply: _entries(
+        reply, lambda entries: [{"status": e.get("status")} for e in entries]
+    ),
+}

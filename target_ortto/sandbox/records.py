@@ -118,9 +118,9 @@ class Table:
                 del by_value[key]
         if value is not None:
             record.fields[field_id] = value
-            self.index.setdefault(field_id, {}).setdefault(
-                _index_key(field_id, value), set()
-            ).add(record.id)
+            self.index.setdefault(field_id, {}).setdefault(_index_key(field_id, value), set()).add(
+                record.id
+            )
 
     def remove(self, record: Record) -> None:
         for field_id in list(record.fields):

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .body import ApiError
-from .faults import FAULT_SETTINGS, Faults, RequestRecord
+from .faults import FAULT_SETTINGS, MERGE_ANSWERS, Faults, RequestRecord
 from .listener import Answer, Listener
 from .store import Store
 
@@ -262,6 +262,8 @@ class Sandbox:
             return 500, _error(500, "sandbox bug: see the sandbox's stderr"), None
         if faults.roll(faults.error_after_apply_rate):
             return 500, _error(500, "injected server error after applying"), "error_after_apply"
+        if path.endswith("/merge") and faults.merge_answer != "documented":
+            return 200, MERGE_ANSWERS[faults.merge_answer](reply), faults.merge_answer
         return 200, reply, None
 
     def _gate(self, faults: Faults) -> tuple[int | None, Any, str | None] | None:

@@ -27,6 +27,7 @@ ItemT = TypeVar("ItemT", bound=Item)
 DRY_RUN_SAMPLES = 3
 SDC_DELETED_AT = "_sdc_deleted_at"
 COUNTED = frozenset({"created", "merged", "subscribed", "unsubscribed"})
+ACCEPTED = frozenset({"queued", "ignored", "skipped"})  # counted together as "accepted"
 Send = Callable[[], list[api.Outcome]]
 
 
@@ -257,9 +258,11 @@ class OrttoSink(BatchSink, Generic[ItemT]):
         self.run.ledger.acknowledge(self.stream_name, applied)
         self._seen(refused)
         for (_, record), outcome in zip(chunk, outcomes, strict=True):
-            if outcome.acknowledged:
-                status = outcome.status
-                report.count(self.stream_name, status if status in COUNTED else "accepted")
+            status = outcome.status
+            if outcome.acknowledged and status not in COUNTED | ACCEPTED:
+                report.unusual(self.stream_name, status)
+            elif outcome.acknowledged:
+                report.count(self.stream_name, "accepted" if status in ACCEPTED else status)
             else:
                 reason = f"Ortto answered '{outcome.status}': {outcome.error}"
                 report.invalid(self.stream_name, self.describe(record), reason, record)
