@@ -41,10 +41,10 @@ class Clock(Protocol):
 
 
 class BadRequest(ApiError):
-    """HTTP 400: Ortto refused the request's content. `body` holds its parsed answer."""
+    """HTTP 400 (or 413): Ortto refused the request's content. `body` holds its answer."""
 
-    def __init__(self, message: str, body: Any) -> None:
-        super().__init__(message, 400)
+    def __init__(self, message: str, body: Any, status: int = 400) -> None:
+        super().__init__(message, status)
         self.body = body
 
 
@@ -244,8 +244,10 @@ class OrttoClient:
             return ApiError(
                 f"Ortto answered 404 Not Found for {where}: check api_url / region.", status
             )
-        if status == 400:
-            return BadRequest(f"Ortto refused {where} (HTTP 400): {_message(answer)}", answer)
+        if status in {400, 413}:  # 413: a payload over 2 MB (unrecorded), split like a 400
+            return BadRequest(
+                f"Ortto refused {where} (HTTP {status}): {_message(answer)}", answer, status
+            )
         return ApiError(f"Ortto refused {where} (HTTP {status}): {_message(answer)}", status)
 
     def _count(self, name: str) -> None:

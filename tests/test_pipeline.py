@@ -349,3 +349,18 @@ def test_an_unrecorded_answer_shape_never_aborts_a_run_and_what_it_left_unsure_i
     assert (f"answered '{counted}'" in caplog.text) == (counted != "created")
     assert rerun.error is None
     assert sum(r.records for r in sandbox.requests[mark:] if r.path == "/v1/person/merge") == resent
+
+
+def test_requests_stay_under_ortto_2mb_payload_limit(sandbox, config):
+    notes = {f"note_{n}": {"type": ["string", "null"], "maxLength": 4000} for n in range(6)}
+    text = "ü" * 4000  # 4000 characters: the most Ortto's large text takes, 8000 bytes
+    records = [{"email": f"p{i}@example.com", **dict.fromkeys(notes, text)} for i in range(100)]
+
+    result = run_target(
+        config, [schema_message("people", {**PERSON, **notes}), *record_messages("people", records)]
+    )
+
+    merges = [r for r in sandbox.requests if r.path == "/v1/person/merge"]
+    assert result.error is None
+    assert len(merges) > 1 and all(r.status == 200 for r in merges)
+    assert sum(r.records for r in merges) == 100 and len(sandbox.store.people) == 100

@@ -70,6 +70,30 @@ def statuses(response: httpx.Response, key: str = "people") -> list[str]:
 # ----- person merge -----
 
 
+def test_a_payload_over_2mb_is_refused_whole(api: httpx.Client, sandbox: Sandbox) -> None:
+    big = person("a@example.com", {"str::first": "x" * 2_000_000})
+
+    response = merge(api, big)
+
+    assert response.status_code == 413
+    assert not sandbox.store.people
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{"int:cm:n": 2**63}, {"str::person_id": "p-1"}],
+)
+def test_int64_and_ortto_id_limits_make_a_record_invalid(
+    api: httpx.Client, sandbox: Sandbox, fields: dict[str, Any]
+) -> None:
+    sandbox.store.add_custom_field("person", "int:cm:n", "N", "integer")
+
+    response = merge(api, person("a@example.com", fields))
+
+    assert response.status_code == 400
+    assert response.json()["details"][0]["status"] == "invalid"
+
+
 def test_emails_match_regardless_of_letter_case(api: httpx.Client, sandbox: Sandbox) -> None:
     assert statuses(merge(api, person("Ann.Lee@Example.com"))) == ["created"]
     assert statuses(merge(api, person("ann.lee@example.COM", {"str::first": "Ann"}))) == ["merged"]

@@ -122,6 +122,7 @@ ACCOUNT = Kind(
 ORGANIZATION = replace(ACCOUNT, body_key="organizations", result_id_key="organization_id")
 KINDS = {"person": PERSON, "account": ACCOUNT, "organization": ORGANIZATION}
 
+_ID_RE = re.compile(r"[0-9a-f]{24}")  # Ortto IDs
 _EMAIL_RE = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _DIGITS_RE = re.compile(r"\d{1,15}")
 _E164_RE = re.compile(r"\+\d{4,15}")
@@ -170,11 +171,16 @@ def _is_phone(value: Any) -> bool:
     )
 
 
+def _is_int64(value: Any) -> bool:
+    """Ortto's integers are int64 (person-merge reference)."""
+    return is_int(value) and -(2**63) <= value < 2**63
+
+
 # Field ID prefix -> (check, what the value must be).
 VALUE_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "str": (_is_text(255), "a string of at most 255 characters"),
     "txt": (_is_text(4000), "a string of at most 4000 characters"),
-    "int": (is_int, "an integer"),
+    "int": (_is_int64, "a 64-bit integer"),
     "bol": (lambda v: isinstance(v, bool), "a boolean"),
     "dtz": (_is_date, "a date object with integer year, month, day and a string timezone"),
     "tme": (_is_datetime, "an ISO 8601 date-time string"),
@@ -183,8 +189,11 @@ VALUE_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "sst": (lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a string list"),
     "obj": (lambda v: isinstance(v, dict), "an object"),
 }
+_ORTTO_ID = (lambda v: isinstance(v, str) and bool(_ID_RE.fullmatch(v)), "24 hex characters")
 _FIELD_CHECKS = {
-    EMAIL: (lambda v: isinstance(v, str) and bool(_EMAIL_RE.fullmatch(v)), "an email address")
+    EMAIL: (lambda v: isinstance(v, str) and bool(_EMAIL_RE.fullmatch(v)), "an email address"),
+    "str::person_id": _ORTTO_ID,
+    "str:o:account_id": _ORTTO_ID,
 }
 
 

@@ -30,6 +30,8 @@ from .store import Store
 # Answers that count towards Ortto's ban: "15 bad requests in 15 s ban the IP for 15 s".
 BAD_STATUSES = frozenset({400, 401, 403, 404, 405})
 SERVER_ERRORS = (500, 502, 503)
+# Ortto: "payload ≤ 2 MB" (10^6 or 2^20 not said); its refusal is unrecorded: 413 here.
+MAX_PAYLOAD = 2_000_000
 _RECORD_KEYS = ("people", "accounts", "organizations", "inclusion_ids")
 _KIND_PATHS = {"person": "/v1/person", "account": "/v1/accounts"}
 
@@ -212,7 +214,10 @@ class Sandbox:
             self._in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self._in_flight)
         try:
-            status, reply, fault = self._api(method, path, headers, body, parse_error)
+            if len(raw) > MAX_PAYLOAD:
+                status, reply, fault = 413, _error(413, "request payload exceeds 2 MB"), None
+            else:
+                status, reply, fault = self._api(method, path, headers, body, parse_error)
         finally:
             with self._lock:
                 self._in_flight -= 1

@@ -12,6 +12,7 @@ from concurrent.futures import Future
 from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
 
+import msgspec
 from singer_sdk.helpers.conform import DatetimeErrorTreatmentEnum
 from singer_sdk.sinks import BatchSink
 
@@ -24,6 +25,10 @@ from target_ortto.run import Run
 from target_ortto.validation import RecordValidator
 
 ItemT = TypeVar("ItemT", bound=Item)
+# Ortto takes at most 2 MB a request (10^6 or 2^20 bytes: not said); the records' bodies
+# stay under this, leaving room for the request's own keys.
+MAX_PAYLOAD = 1_990_000
+_JSON = msgspec.json.Encoder()
 DRY_RUN_SAMPLES = 3
 SDC_DELETED_AT = "_sdc_deleted_at"
 COUNTED = frozenset({"created", "merged", "subscribed", "unsubscribed"})
@@ -31,8 +36,21 @@ ACCEPTED = frozenset({"queued", "ignored", "skipped"})  # counted together as "a
 Send = Callable[[], list[api.Outcome]]
 
 
-def chunked(items: list[Any], size: int) -> list[list[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
+def chunked(
+    items: list[Any], size: int, body: Callable[[Any], Any] | None = None
+) -> list[list[Any]]:
+    """Items in requests of at most `size`; with `body` (what an item sends), also of at
+    most `MAX_PAYLOAD` encoded bytes. Text limits count characters, the payload bytes."""
+    chunks: list[list[Any]] = []
+    used = MAX_PAYLOAD
+    for item in items:
+        weight = len(_JSON.encode(body(item))) + 1 if body is not None else 0
+        if not chunks or len(chunks[-1]) >= size or used + weight > MAX_PAYLOAD:
+            chunks.append([])
+            used = 0
+        chunks[-1].append(item)
+        used += weight
+    return chunks
 
 
 class OrttoSink(BatchSink, Generic[ItemT]):

@@ -80,7 +80,7 @@ class MergeSink(OrttoSink[MergeRecord]):
         merge = partial(api.merge, self.run.client, self.obj, options=self.options)
         return [
             (chunk, partial(merge, [item.body() for item, _ in chunk]))
-            for chunk in chunked(pending, self.run.settings.batch_size)
+            for chunk in chunked(pending, self.run.settings.batch_size, lambda p: p[0].body())
         ]
 
     def remove_left(self, entries: list[tuple[str, str | None]]) -> None:
