@@ -1,25 +1,23 @@
-"""Config, parsed once into frozen settings, with errors that say how to fix them.
+"""Every setting, declared once, as a field of `Settings` or `StreamSettings`.
 
-The SDK validates types against the JSON schema in `target.py`; this module checks what
-a schema cannot (combinations, URLs, per-stream keys) and coerces values that arrive as
-strings from environment variables.
+A field's name, type and `setting(...)` are all there is to a setting: the JSON schema that
+`--about` shows (`config_schema`), the parsing of a config into frozen settings
+(`parse_settings`), and the README tables and Meltano plugin settings (`settings_docs`)
+follow from them. What a schema cannot express (key hygiene, URLs, object/mode
+combinations) is a field's `parse` hook or `_stream_settings`.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
 from target_ortto.errors import ConfigError
-from target_ortto.objects import (
-    FIND_STRATEGIES,
-    MERGE_OBJECTS,
-    OBJECT_NAMES,
-    infer_object,
-)
+from target_ortto.objects import FIND_STRATEGIES, MERGE_OBJECTS, OBJECT_NAMES, infer_object
+from target_ortto.setting_fields import REQUIRED, choice, object_schema, parse_fields, setting
 
 REGION_URLS = {
     "default": "https://api.ap3api.com",
@@ -27,58 +25,236 @@ REGION_URLS = {
     "eu": "https://api.eu.ap3api.com",
 }
 DELETE_BEHAVIORS = ("none", "clear", "archive", "delete")
-STREAM_KEYS = (
-    "object",
-    "mode",
-    "merge_by",
-    "find_strategy",
-    "field_map",
-    "delete_behavior",
-    "full_snapshot",
-    "audience",
-    "max_deletes",
-)
+MODES = tuple(dict.fromkeys(mode for obj in MERGE_OBJECTS.values() for mode in obj.modes))
+
+
+# `parse` hooks, (setting name, value) -> value: the checks a JSON schema cannot express.
+
+
+def _api_key(name: str, value: Any) -> str:
+    if not value or not isinstance(value, str) or not value.strip():
+        raise ConfigError(
+            f"Setting '{name}' is required, as text: the private key of an Ortto custom API "
+            "data source (Ortto: Data sources > Custom API). Set TARGET_ORTTO_API_KEY or "
+            f"`meltano config target-ortto set {name}`."
+        )
+    value = value.strip()
+    if not value.isascii() or not value.isprintable() or " " in value:
+        raise ConfigError(
+            f"Setting '{name}' has characters no Ortto key has (spaces, line breaks or "
+            "non-ASCII): copy the key again from Ortto (Data sources > Custom API)."
+        )
+    return value
+
+
+def _api_url(name: str, value: Any) -> str | None:
+    if not value:
+        return None
+    parts = urlsplit(str(value))
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(f"Setting '{name}' must be an http(s) URL, got {value!r}.")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"Setting '{name}' may use plain http:// only for a local host (127.0.0.1, "
+            "localhost); use https:// so the API key is not sent in the clear."
+        )
+    return str(value).rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _country(name: str, value: Any) -> str | None:
+    if value is not None and (not isinstance(value, str) or len(value) != 2):
+        raise ConfigError(
+            f"Setting '{name}' must be a two-letter country code such as 'AU' or 'US', "
+            f"got {value!r}."
+        )
+    return value.upper() if value else None
+
+
+def _merge_by(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, (list, tuple)) or len(value) > 2:
+        raise ConfigError(f"Setting '{name}' must be a list of one or two columns.")
+    return tuple(str(m) for m in value)
+
+
+def _field_map(name: str, value: Any) -> dict[str, str | None]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"Setting '{name}' must map column names to field IDs.")
+    return dict(value)
 
 
 @dataclass(frozen=True)
 class StreamSettings:
-    """`streams.<name>` for one stream, with defaults applied."""
+    """`streams.<name>` for one stream; each field declares one per-stream setting."""
 
-    object: str | None = None
-    mode: str = "upsert"
-    merge_by: tuple[str, ...] = ()
-    find_strategy: str = "any"
-    field_map: Mapping[str, str | None] = field(default_factory=dict)
-    delete_behavior: str = "none"
-    full_snapshot: bool = False
-    audience: str | None = None
-    max_deletes: int = 100
+    object: str | None = setting(
+        None,
+        "Which Ortto object the stream becomes; inferred from the stream name when unset.",
+        choices=OBJECT_NAMES,
+    )
+    mode: str = setting(
+        "upsert",
+        "upsert: create or overwrite; update: existing people only (not accounts); "
+        "insert: new records only, existing ones untouched; append: fill empty fields only.",
+        choices=MODES,
+    )
+    merge_by: tuple[str, ...] = setting(
+        (),
+        "One or two columns or field IDs Ortto finds existing records by; when empty, people "
+        "by email (or external ID if there is no email column), accounts by name. "
+        "person_id / account_id must stand alone.",
+        max_items=2,
+        parse=_merge_by,
+    )
+    find_strategy: str = setting(
+        "any",
+        "With two merge_by fields: any matches either, next_if_empty uses the second only "
+        "when the first is empty, all requires both.",
+        choices=tuple(FIND_STRATEGIES),
+    )
+    field_map: Mapping[str, str | None] = setting(
+        {},
+        "Column -> Ortto field ID overrides of the automatic mapping; null drops the column.",
+        parse=_field_map,
+    )
+    delete_behavior: str = setting(
+        "none",
+        "What a deleted record, or a row that left a full snapshot, does.",
+        choices=DELETE_BEHAVIORS,
+    )
+    full_snapshot: bool = setting(
+        False, "Each run sends the whole set: keys not seen in a run have left it."
+    )
+    audience: str | None = setting(
+        None,
+        "Audience streams: the audience ID or exact name (or audience_id / audience_name "
+        "columns per row).",
+    )
+    max_deletes: int = setting(
+        100,
+        "Refuse (nothing removed, non-zero exit) a run that would delete, archive, clear or "
+        "unsubscribe more than this.",
+        minimum=0,
+    )
+
+
+def _stream_settings(name: str, raw: Any) -> StreamSettings:
+    where = f"streams.{name}"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"Setting '{where}' must be an object of per-stream settings.")
+    keys = [f.name for f in fields(StreamSettings)]
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        raise ConfigError(
+            f"Setting '{where}' has unknown keys {unknown}; allowed: {', '.join(keys)}."
+        )
+    settings = StreamSettings(**parse_fields(StreamSettings, raw, f"{where}."))
+    obj = settings.object or infer_object(name)
+    if obj in MERGE_OBJECTS:
+        choice(f"{where}.mode", settings.mode, MERGE_OBJECTS[obj].modes)
+    return settings
+
+
+def _streams(name: str, value: Any) -> dict[str, StreamSettings]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"Setting '{name}' must be an object keyed by stream name.")
+    return {stream: _stream_settings(stream, raw) for stream, raw in value.items()}
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Every top-level setting, typed."""
+    """Every top-level setting, typed; each field declares one setting."""
 
-    api_key: str = field(repr=False)
-    base_url: str = ""
-    region: str = "default"
-    async_merge: bool = False
-    batch_size: int = 100
-    max_concurrency: int = 8
-    requests_per_second: float = 10.0
-    request_timeout: float = 30.0
-    max_retries: int = 8
-    null_values: str = "skip"
-    default_phone_country: str | None = None
-    create_custom_fields: bool = False
-    on_invalid_record: str = "fail"
-    rejected_records_path: str = "ortto-rejected.jsonl"
-    max_rejected_records: int = 1000
-    dry_run: bool = False
-    request_log_path: str | None = None
-    ledger_path: str = ".target-ortto/ledger.sqlite"
-    skip_unchanged: bool = True
-    streams: Mapping[str, StreamSettings] = field(default_factory=dict)
+    api_key: str = setting(
+        REQUIRED,
+        "Ortto custom API private key (sent as X-Api-Key; never logged).",
+        secret=True,
+        parse=_api_key,
+    )
+    region: str = setting(
+        "default",
+        "Ortto region of your instance: default, au or eu.",
+        choices=tuple(REGION_URLS),
+    )
+    api_url: str | None = setting(
+        None,
+        "Base URL override (a proxy, or the local sandbox). Plain http:// only for loopback hosts.",
+        parse=_api_url,
+    )
+    async_merge: bool = setting(False, "Ask Ortto to queue merges and answer at once.")
+    batch_size: int = setting(
+        100, "Records per Ortto request (Ortto's maximum is 100).", minimum=1, maximum=100
+    )
+    max_concurrency: int = setting(8, "Requests in flight at once, across all streams.", minimum=1)
+    requests_per_second: float = setting(
+        10,
+        "Client-side rate limit shared by all streams "
+        "(Ortto: 10/s Professional, 30/s Business and Enterprise).",
+        exclusive_minimum=0,
+    )
+    request_timeout: float = setting(
+        30, "Seconds before one request times out (and is retried).", minimum=0.1
+    )
+    max_retries: int = setting(
+        8, "Retries of one request after 5xx, timeouts and connection errors.", minimum=0
+    )
+    null_values: str = setting(
+        "skip",
+        "skip: a null leaves Ortto's value alone; clear: a null clears it.",
+        choices=("skip", "clear"),
+    )
+    default_phone_country: str | None = setting(
+        None,
+        "Two-letter country (e.g. AU) for phone numbers without a +code.",
+        parse=_country,
+    )
+    create_custom_fields: bool = setting(
+        False, "Create missing Ortto custom fields, typed from the stream schema."
+    )
+    on_invalid_record: str = setting(
+        "fail",
+        "fail: stop naming the record; reject: set it aside and go on.",
+        choices=("fail", "reject"),
+    )
+    rejected_records_path: str = setting(
+        "ortto-rejected.jsonl",
+        "JSON Lines file of rejected records (stream, key, reason, record).",
+    )
+    max_rejected_records: int = setting(
+        1000, "With reject: fail once more than this many records were rejected.", minimum=0
+    )
+    dry_run: bool = setting(False, "Validate, map and plan; make no write request.")
+    request_log_path: str | None = setting(
+        None, "JSON Lines log of every API request and response, key redacted."
+    )
+    ledger_path: str = setting(
+        ".target-ortto/ledger.sqlite",
+        "The sync ledger (SQLite) used to skip unchanged records.",
+    )
+    skip_unchanged: bool = setting(
+        True, "Don't resend a record whose payload is unchanged since last written."
+    )
+    streams: Mapping[str, StreamSettings] = setting(
+        {},
+        "Per-stream settings keyed by stream name: "
+        f"{', '.join(f.name for f in fields(StreamSettings))}.",
+        parse=_streams,
+    )
+
+    @property
+    def base_url(self) -> str:
+        """`api_url` when set, else the region's URL."""
+        return self.api_url or REGION_URLS[self.region]
 
     def stream(self, stream_name: str) -> StreamSettings:
         """Settings of a stream, found by exact name, then ignoring case and schema prefix."""
@@ -102,151 +278,15 @@ class Settings:
         return obj
 
 
-def _boolean(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
-        return value.lower() in {"true", "1", "yes"}
-    raise ConfigError(f"Setting '{name}' must be true or false, got {value!r}.")
-
-
-def _number(name: str, value: Any, kind: type, low: float, high: float | None = None) -> Any:
-    try:
-        number = kind(value)
-    except (TypeError, ValueError):
-        number = None
-    if number is None or isinstance(value, bool) or number < low or (high and number > high):
-        limit = f"between {low} and {high}" if high else f"at least {low}"
-        raise ConfigError(f"Setting '{name}' must be a number {limit}, got {value!r}.")
-    return number
-
-
-def _choice(name: str, value: Any, choices: tuple[str, ...] | Mapping[str, Any]) -> str:
-    if value not in choices:
-        raise ConfigError(f"Setting '{name}' must be one of {', '.join(choices)}; got {value!r}.")
-    return value
-
-
-def _base_url(config: Mapping[str, Any]) -> str:
-    region = _choice("region", config.get("region") or "default", tuple(REGION_URLS))
-    api_url = config.get("api_url")
-    if not api_url:
-        return REGION_URLS[region]
-    parts = urlsplit(str(api_url))
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigError(f"Setting 'api_url' must be an http(s) URL, got {api_url!r}.")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ConfigError(
-            "Setting 'api_url' may use plain http:// only for a local host (127.0.0.1, "
-            "localhost); use https:// so the API key is not sent in the clear."
-        )
-    return str(api_url).rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _stream_settings(name: str, raw: Any) -> StreamSettings:
-    where = f"streams.{name}"
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"Setting '{where}' must be an object of per-stream settings.")
-    unknown = sorted(set(raw) - set(STREAM_KEYS))
-    if unknown:
-        raise ConfigError(
-            f"Setting '{where}' has unknown keys {unknown}; allowed: {', '.join(STREAM_KEYS)}."
-        )
-    obj = raw.get("object")
-    if obj is not None:
-        _choice(f"{where}.object", obj, OBJECT_NAMES)
-    obj = obj or infer_object(name)
-    mode = raw.get("mode") or "upsert"
-    if obj in MERGE_OBJECTS:
-        _choice(f"{where}.mode", mode, MERGE_OBJECTS[obj].modes)
-    merge_by = raw.get("merge_by") or ()
-    if isinstance(merge_by, str):
-        merge_by = (merge_by,)
-    if not isinstance(merge_by, (list, tuple)) or not 0 <= len(merge_by) <= 2:
-        raise ConfigError(f"Setting '{where}.merge_by' must be a list of one or two columns.")
-    field_map = raw.get("field_map") or {}
-    if not isinstance(field_map, Mapping):
-        raise ConfigError(f"Setting '{where}.field_map' must map column names to field IDs.")
-    return StreamSettings(
-        object=raw.get("object"),
-        mode=mode,
-        merge_by=tuple(str(m) for m in merge_by),
-        find_strategy=_choice(
-            f"{where}.find_strategy", raw.get("find_strategy") or "any", FIND_STRATEGIES
-        ),
-        field_map=dict(field_map),
-        delete_behavior=_choice(
-            f"{where}.delete_behavior", raw.get("delete_behavior") or "none", DELETE_BEHAVIORS
-        ),
-        full_snapshot=_boolean(f"{where}.full_snapshot", raw.get("full_snapshot", False)),
-        audience=raw.get("audience"),
-        max_deletes=_number(f"{where}.max_deletes", raw.get("max_deletes", 100), int, 0),
-    )
-
-
 def parse_settings(config: Mapping[str, Any]) -> Settings:
     """Build `Settings` from the plugin config, or raise `ConfigError` saying what to fix."""
-    api_key = config.get("api_key")
-    if not api_key or not isinstance(api_key, str) or not api_key.strip():
-        raise ConfigError(
-            "Setting 'api_key' is required, as text: the private key of an Ortto custom API "
-            "data source (Ortto: Data sources > Custom API). Set TARGET_ORTTO_API_KEY or "
-            "`meltano config target-ortto set api_key`."
-        )
-    api_key = api_key.strip()
-    if not api_key.isascii() or not api_key.isprintable() or " " in api_key:
-        raise ConfigError(
-            "Setting 'api_key' has characters no Ortto key has (spaces, line breaks or "
-            "non-ASCII): copy the key again from Ortto (Data sources > Custom API)."
-        )
-    streams = config.get("streams") or {}
-    if not isinstance(streams, Mapping):
-        raise ConfigError("Setting 'streams' must be an object keyed by stream name.")
-    country = config.get("default_phone_country")
-    if country is not None and (not isinstance(country, str) or len(country) != 2):
-        raise ConfigError(
-            f"Setting 'default_phone_country' must be a two-letter country code such as "
-            f"'AU' or 'US', got {country!r}."
-        )
+    return Settings(**parse_fields(Settings, config, ""))
 
-    def get(name: str, default: Any) -> Any:
-        value = config.get(name)
-        return default if value is None or value == "" else value
 
-    return Settings(
-        api_key=api_key,
-        base_url=_base_url(config),
-        region=get("region", "default"),
-        async_merge=_boolean("async_merge", get("async_merge", False)),
-        batch_size=_number("batch_size", get("batch_size", 100), int, 1, 100),
-        max_concurrency=_number("max_concurrency", get("max_concurrency", 8), int, 1),
-        requests_per_second=_number(
-            "requests_per_second", get("requests_per_second", 10), float, 0.01
-        ),
-        request_timeout=_number("request_timeout", get("request_timeout", 30), float, 0.1),
-        max_retries=_number("max_retries", get("max_retries", 8), int, 0),
-        null_values=_choice("null_values", get("null_values", "skip"), ("skip", "clear")),
-        default_phone_country=country.upper() if country else None,
-        create_custom_fields=_boolean("create_custom_fields", get("create_custom_fields", False)),
-        on_invalid_record=_choice(
-            "on_invalid_record", get("on_invalid_record", "fail"), ("fail", "reject")
-        ),
-        rejected_records_path=str(get("rejected_records_path", "ortto-rejected.jsonl")),
-        max_rejected_records=_number(
-            "max_rejected_records", get("max_rejected_records", 1000), int, 0
-        ),
-        dry_run=_boolean("dry_run", get("dry_run", False)),
-        request_log_path=get("request_log_path", None),
-        ledger_path=str(get("ledger_path", ".target-ortto/ledger.sqlite")),
-        skip_unchanged=_boolean("skip_unchanged", get("skip_unchanged", True)),
-        streams={name: _stream_settings(name, raw) for name, raw in streams.items()},
-    )
+def config_schema() -> dict[str, Any]:
+    """The JSON schema `--about` shows: a new dict each call, as the SDK adds its own
+    settings to it in place (so it is open to keys not declared here)."""
+    return {
+        **object_schema(Settings, closed=False),
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+    }

@@ -10,7 +10,6 @@ from itertools import groupby
 from typing import Any
 
 import msgspec
-from singer_sdk import typing as th
 from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.singerlib.encoding import SimpleSingerReader
@@ -20,53 +19,8 @@ from singer_sdk.target_base import Target
 
 from target_ortto.errors import OrttoError
 from target_ortto.run import Run
-from target_ortto.settings import DELETE_BEHAVIORS, REGION_URLS, parse_settings
+from target_ortto.settings import config_schema, parse_settings
 from target_ortto.sinks import SINK_KINDS, OrttoSink
-
-_NUMBER = th.CustomType({"type": ["number", "string"]})  # env vars arrive as strings
-
-STREAM_SETTINGS = th.ObjectType(
-    th.Property(
-        "object",
-        th.StringType,
-        allowed_values=["person", "account", "audience"],
-        description="Ortto object of the stream; inferred from the stream name when unset.",
-    ),
-    th.Property(
-        "mode",
-        th.StringType,
-        allowed_values=["upsert", "update", "insert", "append"],
-        description="upsert (default), update (people: existing only), insert (new only), "
-        "append (fill empty fields only).",
-    ),
-    th.Property(
-        "merge_by",
-        th.ArrayType(th.StringType),
-        description="One or two columns or field IDs Ortto matches records by.",
-    ),
-    th.Property(
-        "find_strategy",
-        th.StringType,
-        allowed_values=["any", "next_if_empty", "all"],
-        description="How two merge_by fields are used to find an existing record.",
-    ),
-    th.Property(
-        "field_map",
-        th.ObjectType(additional_properties=th.CustomType({"type": ["string", "null"]})),
-        description="Column -> Ortto field ID overrides; null drops the column.",
-    ),
-    th.Property(
-        "delete_behavior",
-        th.StringType,
-        allowed_values=list(DELETE_BEHAVIORS),
-        description="What a deleted record or a row that left a full snapshot does.",
-    ),
-    th.Property("full_snapshot", th.BooleanType, description="Each run sends the whole set."),
-    th.Property("audience", th.StringType, description="Audience ID or exact name."),
-    th.Property("max_deletes", th.IntegerType, description="Refuse runs deleting more."),
-    additional_properties=False,
-)
-
 
 # Decimals as the SDK's reader makes them (`parse_float=Decimal`), about 4x faster than
 # `json.loads`: parsing the input is a large part of a target's CPU time per record.
@@ -98,132 +52,7 @@ class TargetOrtto(Target):
         TargetCapabilities.VALIDATE_RECORDS,
     ]
 
-    config_jsonschema = th.PropertiesList(
-        th.Property(
-            "api_key",
-            th.StringType,
-            required=True,
-            secret=True,
-            description="Ortto custom API private key (sent as X-Api-Key; never logged).",
-        ),
-        th.Property(
-            "region",
-            th.StringType,
-            default="default",
-            allowed_values=list(REGION_URLS),
-            description="Ortto region of your instance: default, au or eu.",
-        ),
-        th.Property(
-            "api_url",
-            th.StringType,
-            description="Base URL override (a proxy, or the local sandbox). "
-            "Plain http:// only for loopback hosts.",
-        ),
-        th.Property(
-            "async_merge",
-            th.BooleanType,
-            default=False,
-            description="Ask Ortto to queue merges and answer at once.",
-        ),
-        th.Property(
-            "batch_size",
-            th.IntegerType,
-            default=100,
-            description="Records per Ortto request, 1-100.",
-        ),
-        th.Property(
-            "max_concurrency",
-            th.IntegerType,
-            default=8,
-            description="Requests in flight at once, across all streams.",
-        ),
-        th.Property(
-            "requests_per_second",
-            _NUMBER,
-            default=10,
-            description="Client-side rate limit shared by all streams "
-            "(Ortto: 10/s Professional, 30/s Business and Enterprise).",
-        ),
-        th.Property(
-            "request_timeout",
-            _NUMBER,
-            default=30,
-            description="Seconds before one request times out (and is retried).",
-        ),
-        th.Property(
-            "max_retries",
-            th.IntegerType,
-            default=8,
-            description="Retries of one request after 5xx, timeouts and connection errors.",
-        ),
-        th.Property(
-            "null_values",
-            th.StringType,
-            default="skip",
-            allowed_values=["skip", "clear"],
-            description="skip: a null leaves Ortto's value alone; clear: a null clears it.",
-        ),
-        th.Property(
-            "default_phone_country",
-            th.StringType,
-            description="Two-letter country (e.g. AU) for phone numbers without a +code.",
-        ),
-        th.Property(
-            "create_custom_fields",
-            th.BooleanType,
-            default=False,
-            description="Create missing Ortto custom fields, typed from the stream schema.",
-        ),
-        th.Property(
-            "on_invalid_record",
-            th.StringType,
-            default="fail",
-            allowed_values=["fail", "reject"],
-            description="fail: stop naming the record; reject: set it aside and go on.",
-        ),
-        th.Property(
-            "rejected_records_path",
-            th.StringType,
-            default="ortto-rejected.jsonl",
-            description="JSON Lines file of rejected records (stream, key, reason, record).",
-        ),
-        th.Property(
-            "max_rejected_records",
-            th.IntegerType,
-            default=1000,
-            description="With reject: fail once more than this many records were rejected.",
-        ),
-        th.Property(
-            "dry_run",
-            th.BooleanType,
-            default=False,
-            description="Validate, map and plan; make no write request.",
-        ),
-        th.Property(
-            "request_log_path",
-            th.StringType,
-            description="JSON Lines log of every API request and response, key redacted.",
-        ),
-        th.Property(
-            "ledger_path",
-            th.StringType,
-            default=".target-ortto/ledger.sqlite",
-            description="The sync ledger (SQLite) used to skip unchanged records.",
-        ),
-        th.Property(
-            "skip_unchanged",
-            th.BooleanType,
-            default=True,
-            description="Don't resend a record whose payload is unchanged since last written.",
-        ),
-        th.Property(
-            "streams",
-            th.ObjectType(additional_properties=STREAM_SETTINGS),
-            default={},
-            description="Per-stream settings keyed by stream name: object, mode, merge_by, "
-            "find_strategy, field_map, delete_behavior, full_snapshot, audience, max_deletes.",
-        ),
-    ).to_dict()
+    config_jsonschema = config_schema()
 
     # The SDK appends its built-in settings to `config_jsonschema` in place; these are ours.
     setting_names = tuple(config_jsonschema["properties"])

@@ -1,6 +1,7 @@
-"""The README settings table, meltano.yml and the Hub definition stay in sync with the code.
+"""What users see of the settings is what target_ortto/settings.py declares: `--about`,
+the README tables, and the plugin settings in meltano.yml and meltano-hub.yml.
 
-Run `python tests/test_docs.py` to regenerate the README table from `--about`.
+`python -m target_ortto.settings_docs` regenerates the README tables and both yml lists.
 """
 
 from __future__ import annotations
@@ -9,17 +10,22 @@ import json
 import re
 import subprocess
 import sys
-from pathlib import Path
+from dataclasses import Field, fields
 
+import pytest
 import yaml
 
+from target_ortto import settings_docs
+from target_ortto.setting_fields import BOUNDS, REQUIRED, declared, default_of, spec_of
+from target_ortto.settings import Settings, StreamSettings
 from target_ortto.target import TargetOrtto
 
-REPO = Path(__file__).resolve().parents[1]
-README = REPO / "README.md"
-BLOCK = re.compile(r"(<!-- settings:start[^\n]*-->\n)(.*?)(<!-- settings:end -->)", re.S)
+STALE = "generated from the declarations, but stale: run `python -m target_ortto.settings_docs`"
+PLUGIN_FILES = ["meltano.yml", "meltano-hub.yml"]
+DECLARED = [(cls, f) for cls in (Settings, StreamSettings) for f in fields(cls)]
 
 
+@pytest.fixture(scope="module")
 def about() -> dict:
     done = subprocess.run(
         [sys.executable, "-m", "target_ortto", "--about", "--format", "json"],
@@ -27,102 +33,108 @@ def about() -> dict:
         text=True,
         check=True,
     )
-    return json.loads(done.stdout)
+    return json.loads(done.stdout)["settings"]
 
 
-def own_settings(info: dict) -> dict[str, dict]:
-    properties = info["settings"]["properties"]
+def about_properties(about: dict, cls: type) -> dict[str, dict]:
+    properties = about["properties"]
+    if cls is StreamSettings:
+        return properties["streams"]["additionalProperties"]["properties"]
     return {name: properties[name] for name in TargetOrtto.setting_names}
 
 
-def json_types(prop: dict) -> list[str]:
-    types = prop.get("type", [])
-    return [t for t in ([types] if isinstance(types, str) else types) if t != "null"]
-
-
-def type_cell(name: str, prop: dict, required: list[str]) -> str:
-    if "enum" in prop:
-        cell = ", ".join(f"`{v}`" for v in prop["enum"] if v is not None)
-    else:
-        types = json_types(prop)
-        cell = "number" if "number" in types else (types[0] if types else "any")
-    if prop.get("secret"):
-        cell += " (secret)"
-    return cell + (", required" if name in required else "")
-
-
-def default_cell(prop: dict) -> str:
-    return f"`{json.dumps(prop['default'])}`".replace('"', "") if "default" in prop else ""
-
-
-def settings_table(info: dict) -> str:
-    required = info["settings"].get("required", [])
-    rows = [
-        f"| `{name}` | {type_cell(name, prop, required)} | {default_cell(prop)} "
-        f"| {prop.get('description', '')} |"
-        for name, prop in own_settings(info).items()
-    ]
-    return "\n".join(["| Setting | Type | Default | Description |", "|:--|:--|:--|:--|", *rows])
-
-
-def meltano_kind(prop: dict) -> str:
-    if prop.get("secret"):
-        return "password"
-    if "enum" in prop:
-        return "options"
-    types = json_types(prop)
-    for json_type, kind in (
-        ("boolean", "boolean"),
-        ("integer", "integer"),
-        ("number", "decimal"),
-        ("object", "object"),
-        ("array", "array"),
-    ):
-        if json_type in types:
-            return kind
-    return "string"
-
-
-def declared_settings(path: Path) -> dict[str, dict]:
-    document = yaml.safe_load(path.read_text())
+def plugin_settings(name: str) -> list[dict]:
+    document = yaml.safe_load((settings_docs.REPO / name).read_text())
     if "plugins" in document:
         document = next(p for p in document["plugins"]["loaders"] if p["name"] == "target-ortto")
-    return {s["name"]: s for s in document["settings"]}
+    return document["settings"]
 
 
-def test_readme_settings_table_matches_about():
-    block = BLOCK.search(README.read_text())
+def as_json(value: object) -> object:
+    return json.loads(json.dumps(value))  # tuples become lists
 
-    assert block, "README lacks the settings block"
-    assert block.group(2).strip() == settings_table(about()), (
-        "README settings table is stale: run `python tests/test_docs.py`"
+
+def test_about_shows_exactly_the_declared_settings(about):
+    assert list(about_properties(about, Settings)) == [f.name for f in fields(Settings)]
+    assert list(about_properties(about, StreamSettings)) == [f.name for f in fields(StreamSettings)]
+    assert about["properties"]["streams"]["additionalProperties"]["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(("cls", "f"), DECLARED, ids=[f.name for _, f in DECLARED])
+def test_about_shows_each_declared_default_bound_and_choice(about, cls: type, f: Field):
+    prop, spec, default = about_properties(about, cls)[f.name], spec_of(f), default_of(f)
+
+    assert prop["description"] == spec.description
+    assert prop.get("default") == (None if default is REQUIRED else as_json(default))
+    assert prop.get("enum", []) == list(spec.choices)
+    assert {k: prop.get(k) for k in BOUNDS.values()} == {
+        k: getattr(spec, attr) for attr, k in BOUNDS.items()
+    }
+    assert prop.get("secret", False) is spec.secret
+    assert (f.name in about.get("required", [])) is (default is REQUIRED)
+
+
+def test_about_lets_numbers_arrive_as_text_from_environment_variables(about):
+    numbers = [f.name for f, hint in declared(Settings) if hint is float]
+
+    assert numbers
+    for name in numbers:
+        assert "string" in about["properties"][name]["type"], name
+
+
+def test_about_shows_the_bounds_users_rely_on(about):
+    properties = about["properties"]
+
+    assert (properties["batch_size"]["minimum"], properties["batch_size"]["maximum"]) == (1, 100)
+    assert properties["max_concurrency"]["minimum"] == 1
+    assert properties["requests_per_second"]["exclusiveMinimum"] == 0
+    assert properties["api_key"]["secret"] is True
+
+
+def test_readme_tables_are_the_declarations():
+    text = (settings_docs.REPO / "README.md").read_text()
+
+    assert settings_docs.regenerate_readme(text) == text, f"README tables are {STALE}"
+
+
+def test_regenerating_the_readme_replaces_only_its_tables():
+    text = (settings_docs.REPO / "README.md").read_text()
+    emptied = re.sub(
+        r"(<!-- (stream-)?settings:start[^\n]*-->\n).*?(<!--)", r"\1\3", text, flags=re.S
     )
 
-
-def test_every_setting_has_a_description():
-    assert all(prop.get("description") for prop in own_settings(about()).values())
-
-
-def test_meltano_yml_and_hub_definition_declare_every_setting_with_its_kind():
-    expected = {name: meltano_kind(prop) for name, prop in own_settings(about()).items()}
-
-    for path in (REPO / "meltano.yml", REPO / "meltano-hub.yml"):
-        declared = declared_settings(path)
-        assert {n: s.get("kind", "string") for n, s in declared.items()} == expected, path
-        assert declared["api_key"].get("sensitive") is True
+    assert emptied != text
+    assert settings_docs.regenerate_readme(emptied) == text
 
 
-def test_hub_definition_describes_settings_as_about_does():
-    info = about()
-    declared = declared_settings(REPO / "meltano-hub.yml")
+@pytest.mark.parametrize("name", PLUGIN_FILES)
+def test_plugin_settings_are_the_declarations(name):
+    text = (settings_docs.REPO / name).read_text()
 
-    for name, prop in own_settings(info).items():
-        assert declared[name]["description"] == prop["description"], name
+    assert settings_docs.regenerate_plugin(text) == text, f"{name} settings are {STALE}"
+    assert plugin_settings(name) == settings_docs.meltano_settings()
 
 
-if __name__ == "__main__":
-    text = README.read_text()
-    README.write_text(
-        BLOCK.sub(lambda m: m.group(1) + settings_table(about()) + "\n" + m.group(3), text)
-    )
-    print("README settings table updated")
+@pytest.mark.parametrize("name", PLUGIN_FILES)
+def test_regenerating_a_plugin_replaces_only_its_settings(name):
+    text = (settings_docs.REPO / name).read_text()
+    plugin = text[text.index("name: target-ortto") :]
+    indent, listed = re.search(r"^( *)settings:\n((?:\1- .*\n|\1  .*\n)+)", plugin, re.M).groups()
+    emptied = text.replace(listed, f"{indent}- name: stale\n")
+
+    assert emptied != text
+    assert settings_docs.regenerate_plugin(emptied) == text
+
+
+@pytest.mark.parametrize("name", PLUGIN_FILES)
+def test_plugin_settings_describe_what_about_shows(about, name):
+    properties = about_properties(about, Settings)
+    entries = plugin_settings(name)
+
+    assert [entry["name"] for entry in entries] == list(properties)
+    for entry in entries:
+        prop = properties[entry["name"]]
+        assert entry["description"] == prop["description"]
+        assert entry.get("value") == prop.get("default")
+        assert entry.get("sensitive", False) is prop.get("secret", False)
+        assert [option["value"] for option in entry.get("options", [])] == prop.get("enum", [])
