@@ -49,6 +49,7 @@ class MergeOptions:
     find_strategy: int
     skip_non_existing: bool
     async_merge: bool
+    suppression_field: str | None = None  # Ortto then refuses to create suppressed people
 
 
 def merge(
@@ -72,6 +73,8 @@ def merge(
     }
     if options.skip_non_existing:
         request["skip_non_existing"] = True
+    if options.suppression_field:
+        request["suppression_list_field_id"] = options.suppression_field
     try:
         answer = client.request("POST", obj.path("merge"), request)
     except BadRequest as exc:

@@ -416,8 +416,13 @@ def _merge_by(
         raise StreamError(
             f"Stream '{stream_name}': merge_by {list(merge_by)} needs "
             f"{', '.join(missing)}, but no column of the stream maps to it. Set "
-            f"streams.{stream_name}.merge_by to one or two of its columns: "
+            f"streams.{stream_name}.merge_by to up to {obj.max_merge_by} of its columns: "
             f"{sorted(by_column)}."
+        )
+    if len(merge_by) > obj.max_merge_by:
+        raise StreamError(
+            f"Stream '{stream_name}': merge_by {list(merge_by)} has more than the "
+            f"{obj.max_merge_by} fields Ortto takes for {obj.name} merges."
         )
     if obj.id_field in merge_by and len(merge_by) > 1:
         raise StreamError(

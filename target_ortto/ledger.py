@@ -111,6 +111,19 @@ class Ledger:
                 self._seen(db, stream, same)
         return same
 
+    def known(self, stream: str, keys: list[str]) -> set[str]:
+        """Keys of `keys` whose record Ortto acknowledged in an earlier request."""
+        found: set[str] = set()
+        with self._lock:
+            for chunk in _chunks(keys):
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    f"SELECT key FROM records WHERE stream = ? AND key IN ({marks})",
+                    [stream, *chunk],
+                )
+                found.update(key for (key,) in rows)
+        return found
+
     def mark_seen(self, stream: str, keys: Iterable[str]) -> None:
         """Keys present in this run's source, even if not sent (unchanged, or rejected)."""
         with self._transaction() as db:

@@ -50,6 +50,8 @@ class OrttoObject:
     default_merge_by: tuple[str, ...]
     modes: Mapping[str, tuple[int, bool]]
     skips_non_existing: bool  # Ortto documents `skip_non_existing` for people only
+    max_merge_by: int  # people: three (today's person-merge page); accounts: one or two
+    find_strategies: Mapping[str, int]  # accounts document `any` and `next_if_empty` only
     stream_names: frozenset[str] = field(default_factory=frozenset)
 
     def path(self, action: str) -> str:
@@ -133,6 +135,8 @@ PERSON = OrttoObject(
     default_merge_by=("str::email",),
     modes=_MODES,
     skips_non_existing=True,
+    max_merge_by=3,
+    find_strategies=FIND_STRATEGIES,
     stream_names=frozenset(
         {"people", "person", "persons", "contacts", "contact", "users", "customers"}
     ),
@@ -186,6 +190,8 @@ ACCOUNT = OrttoObject(
     default_merge_by=("str:o:name",),
     modes=MappingProxyType({k: v for k, v in _MODES.items() if k != "update"}),
     skips_non_existing=False,
+    max_merge_by=2,
+    find_strategies=MappingProxyType({k: v for k, v in FIND_STRATEGIES.items() if k != "all"}),
     stream_names=frozenset(
         {"accounts", "account", "organizations", "organization", "orgs", "companies", "company"}
     ),

@@ -82,8 +82,10 @@ def _country(name: str, value: Any) -> str | None:
 def _merge_by(name: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str):
         value = (value,)
-    if not isinstance(value, (list, tuple)) or len(value) > 2:
-        raise ConfigError(f"Setting '{name}' must be a list of one or two columns.")
+    if not isinstance(value, (list, tuple)) or len(value) > 3:
+        raise ConfigError(
+            f"Setting '{name}' must be a list of one to three columns (accounts: one or two)."
+        )
     return tuple(str(m) for m in value)
 
 
@@ -110,16 +112,17 @@ class StreamSettings:
     )
     merge_by: tuple[str, ...] = setting(
         (),
-        "One or two columns or field IDs Ortto finds existing records by; when empty, people "
-        "by email (or external ID if there is no email column), accounts by name. "
-        "person_id / account_id must stand alone.",
-        max_items=2,
+        "Columns or field IDs Ortto finds existing records by (people: up to three, accounts: "
+        "one or two); when empty, people by email (or external ID if there is no email "
+        "column), accounts by name. ortto_person_id / ortto_account_id must stand alone.",
+        max_items=3,
         parse=_merge_by,
     )
     find_strategy: str = setting(
         "any",
-        "With two merge_by fields: any matches either, next_if_empty uses the second only "
-        "when the first is empty, all requires both.",
+        "With several merge_by fields: any matches by the first that finds a record, "
+        "next_if_empty uses the next only when the one before is empty, all (people only) "
+        "requires every one.",
         choices=tuple(FIND_STRATEGIES),
     )
     field_map: Mapping[str, str | None] = setting(
@@ -161,7 +164,14 @@ def _stream_settings(name: str, raw: Any) -> StreamSettings:
     settings = StreamSettings(**parse_fields(StreamSettings, raw, f"{where}."))
     obj = settings.object or infer_object(name)
     if obj in MERGE_OBJECTS:
-        choice(f"{where}.mode", settings.mode, MERGE_OBJECTS[obj].modes)
+        merge_object = MERGE_OBJECTS[obj]
+        choice(f"{where}.mode", settings.mode, merge_object.modes)
+        choice(f"{where}.find_strategy", settings.find_strategy, merge_object.find_strategies)
+        if len(settings.merge_by) > merge_object.max_merge_by:
+            raise ConfigError(
+                f"Setting '{where}.merge_by' has {len(settings.merge_by)} fields; Ortto takes "
+                f"at most {merge_object.max_merge_by} for {obj} merges."
+            )
     return settings
 
 
@@ -220,6 +230,17 @@ class Settings:
     )
     create_custom_fields: bool = setting(
         False, "Create missing Ortto custom fields, typed from the stream schema."
+    )
+    subscribe_new_people: bool = setting(
+        False,
+        "false: people the target creates start with email permission false unless a column "
+        "maps bol::p; existing people's permission is never touched. true: Ortto's default "
+        "(new people are subscribed).",
+    )
+    skip_suppressed: bool = setting(
+        True,
+        "Ask Ortto to refuse creating people whose email is on its suppression list "
+        "(suppression_list_field_id); each is rejected with Ortto's reason.",
     )
     on_invalid_record: str = setting(
         "fail",

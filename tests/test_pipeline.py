@@ -193,13 +193,23 @@ def test_null_values_clear_sends_nulls_that_clear_fields(sandbox, config):
 
 def test_async_merges_are_accepted_as_queued(sandbox, config, caplog):
     config["async_merge"] = True
+    people_run(config, [{"email": "a@example.com", "first_name": "Ann"}])
 
     with caplog.at_level("INFO"):
-        result = people_run(config, [{"email": "a@example.com", "first_name": "Ann"}])
+        result = people_run(config, [{"email": "a@example.com", "first_name": "Anne"}])
 
     assert result.error is None
     assert sandbox.requests[-1].body["async"] is True
     assert any("accepted 1" in r.getMessage() for r in caplog.records)
+
+
+def test_creating_people_is_answered_even_with_async_merge(sandbox, config):
+    config["async_merge"] = True
+
+    people_run(config, [{"email": "a@example.com", "first_name": "Ann"}])
+
+    merges = [r.body for r in sandbox.requests if r.path == "/v1/person/merge"]
+    assert [(b["merge_strategy"], b["async"]) for b in merges] == [(1, False)]
 
 
 def test_accounts_merge_by_website_with_two_keys_and_find_strategy(sandbox, config):
@@ -348,7 +358,9 @@ def test_an_unrecorded_answer_shape_never_aborts_a_run_and_what_it_left_unsure_i
     assert len(sandbox.store.people) == 3
     assert (f"answered '{counted}'" in caplog.text) == (counted != "created")
     assert rerun.error is None
-    assert sum(r.records for r in sandbox.requests[mark:] if r.path == "/v1/person/merge") == resent
+    rerun_merges = [r.body for r in sandbox.requests[mark:] if r.path == "/v1/person/merge"]
+    resent_emails = {p["fields"]["str::email"] for b in rerun_merges for p in b["people"]}
+    assert len(resent_emails) == resent
 
 
 def test_requests_stay_under_ortto_2mb_payload_limit(sandbox, config):

@@ -120,6 +120,7 @@ def test_merge_creates_then_merges_with_the_recorded_shapes(
         "str::email": "ann@example.com",
         "str::first": "Ann",
         "str::last": "Lee",
+        "bol::p": True,  # Ortto's default for a person created without a permission
     }
 
 
@@ -136,6 +137,7 @@ def test_overwrite_replaces_sent_fields_clears_nulls_and_keeps_unsent(
         "str::email": "a@example.com",
         "str::first": "Anne",
         "str::postal": "1",
+        "bol::p": True,
     }
 
 
@@ -151,7 +153,12 @@ def test_append_only_fills_empty_fields_and_ignores_nulls(
     assert statuses(response) == ["merged"]
     stored = sandbox.store.find_person("a@example.com")
     assert stored is not None
-    assert stored.fields == {"str::email": "a@example.com", "str::first": "Ann", "str::last": "Lee"}
+    assert stored.fields == {
+        "str::email": "a@example.com",
+        "str::first": "Ann",
+        "str::last": "Lee",
+        "bol::p": True,
+    }
 
 
 def test_ignore_leaves_existing_untouched_but_creates_new(
@@ -306,22 +313,55 @@ def test_a_person_needs_an_email_or_external_id(api: httpx.Client) -> None:
 def test_a_suppressed_email_refuses_a_new_person_but_merges_an_existing_one(
     api: httpx.Client, sandbox: Sandbox
 ) -> None:
+    def merge_checking(*people: dict[str, Any]) -> httpx.Response:
+        return merge(api, *people, suppression_list_field_id="str::email")
+
     merge(api, person("existing@example.com"))
     sandbox.store.suppress("existing@example.com")
     sandbox.store.suppress("new@example.com")
-    refused = merge(api, person("new@example.com"))
+    refused = merge_checking(person("new@example.com"))
     expected = recorded("person-merge/suppressed-400")
     assert refused.status_code == 400
     same_keys(refused.json(), expected)
     assert refused.json()["error"] == expected["error"]
     assert refused.json()["details"] == expected["details"]
-    existing = merge(api, person("existing@example.com"))
+    existing = merge_checking(person("existing@example.com"))
     assert statuses(existing) == ["merged"]
     same_keys(
         existing.json()["people"][0], recorded("person-merge/suppressed-existing")["people"][0]
     )
-    mixed = merge(api, person("new@example.com"), person("ok@example.com"))
+    mixed = merge_checking(person("new@example.com"), person("ok@example.com"))
     assert mixed.json()["people"][0] == {"status": "suppressed", "error": "Email is suppressed"}
+    # Without the parameter Ortto does not check the list (recorded).
+    assert statuses(merge(api, person("new@example.com"))) == ["created"]
+
+
+def test_a_new_person_is_subscribed_unless_the_merge_says_otherwise(
+    api: httpx.Client, sandbox: Sandbox
+) -> None:
+    merge(api, person("default@example.com"))
+    merge(api, person("unsubscribed@example.com", {"bol::p": False}))
+    merge(api, person("default@example.com", {"bol::p": False}), merge_strategy=1)
+    merge(api, person("default@example.com", {"bol::p": False}), merge_strategy=3)
+
+    assert sandbox.store.find_person("default@example.com").fields["bol::p"] is True
+    assert sandbox.store.find_person("unsubscribed@example.com").fields["bol::p"] is False
+    assert sandbox.store.snapshot()["subscribers"] == ["default@example.com"]
+    merge(api, person("default@example.com", {"bol::p": False}), merge_strategy=2)
+    assert sandbox.store.snapshot()["subscribers"] == []
+
+
+def test_people_only_options_on_accounts_are_ignored_or_refused(
+    api: httpx.Client, sandbox: Sandbox
+) -> None:
+    account = {"fields": {"str:o:name": "Acme"}}
+    body = {"accounts": [account], "merge_by": ["str:o:name"]}
+
+    created = api.post("/v1/accounts/merge", json={**body, "skip_non_existing": True})
+    all_keys = api.post("/v1/accounts/merge", json={**body, "find_strategy": 2})
+
+    assert statuses(created, "accounts") == ["created"]  # skip_non_existing is not for accounts
+    assert all_keys.status_code == 400
 
 
 def test_async_merge_answers_queued_without_ids_and_still_applies(
@@ -342,7 +382,10 @@ def test_async_merge_answers_queued_without_ids_and_still_applies(
     [
         {"people": []},
         {"people": [person(f"p{i}@example.com") for i in range(101)]},
-        {"people": [person("a@example.com")], "merge_by": ["str::email", "str::ei", "str::first"]},
+        {
+            "people": [person("a@example.com")],
+            "merge_by": ["str::email", "str::ei", "str::first", "str::last"],
+        },
         {"people": [person("a@example.com")], "merge_by": ["str:cm:unknown"]},
         {"people": [person("a@example.com")], "merge_by": ["str::person_id", "str::email"]},
         {"people": [person("a@example.com")], "merge_strategy": 4},

@@ -267,10 +267,16 @@ class TestChoices:
     def test_a_mode_the_object_does_not_have_is_a_config_error(self, name, raw):
         assert f"streams.{name}.mode" in error(streams={name: raw})
 
-    def test_merge_by_takes_a_column_or_a_list_of_one_or_two(self):
+    def test_merge_by_takes_a_column_or_up_to_three_for_people_and_two_for_accounts(self):
         assert stream(merge_by="email").merge_by == ("email",)
         assert stream(merge_by=["email", "str::ei"]).merge_by == ("email", "str::ei")
-        assert "merge_by" in error(streams={"people": {"merge_by": ["a", "b", "c"]}})
+        assert stream(merge_by=["a", "b", "c"]).merge_by == ("a", "b", "c")
+        assert "merge_by" in error(streams={"people": {"merge_by": ["a", "b", "c", "d"]}})
+        assert "at most 2" in error(streams={"accounts": {"merge_by": ["a", "b", "c"]}})
+
+    def test_find_strategy_all_is_for_people_only(self):
+        assert stream(find_strategy="all").find_strategy == "all"
+        assert "find_strategy" in error(streams={"accounts": {"find_strategy": "all"}})
 
     def test_field_map_must_be_an_object(self):
         assert stream(field_map={"nick": None}).field_map == {"nick": None}

@@ -186,6 +186,9 @@ def render(state: dict[str, Any], limit: int = 0) -> str:
             indent="    ",
         )
         lines += _more(subscriptions, limit, indent="    ")
+    lines.append(
+        f"Subscribers (email permission, Ortto's built-in audience): {len(state['subscribers'])}"
+    )
     lines.append(f"Suppressed emails: {len(state['suppressed'])}")
     lines.append(f"API requests: {state['requests']}, bans: {state['bans']}")
     return "\n".join(lines)

@@ -34,6 +34,9 @@ class Kind:
     identity_fields: tuple[str, ...]
     builtins: frozenset[str]
     bulk_keys: dict[str, tuple[str, str]]
+    max_merge_by: int  # people: three (today's person-merge page); accounts: two
+    find_strategies: tuple[int, ...]  # accounts document 0 and 1 only
+    defaults_on_create: tuple[tuple[str, Any], ...]  # what Ortto sets on a new record
 
 
 PERSON = Kind(
@@ -82,6 +85,11 @@ PERSON = Kind(
         "restore": ("scheduled_contacts", "archived_contacts"),
         "delete": ("scheduled_contacts", "deleted_contacts"),
     },
+    max_merge_by=3,
+    find_strategies=(0, 1, 2),
+    # A person created without an email permission is subscribed (person-merge reference:
+    # "assumed to be true by default"), and so enters the built-in Subscribers audience.
+    defaults_on_create=(("bol::p", True),),
 )
 ACCOUNT = Kind(
     table="account",
@@ -117,6 +125,9 @@ ACCOUNT = Kind(
         "restore": ("scheduled_organizations", "restored_organizations"),
         "delete": ("scheduled_accounts", "deleted_accounts"),
     },
+    max_merge_by=2,
+    find_strategies=(0, 1),
+    defaults_on_create=(),
 )
 # The legacy /v1/organizations/merge path: account records under older key names.
 ORGANIZATION = replace(ACCOUNT, body_key="organizations", result_id_key="organization_id")

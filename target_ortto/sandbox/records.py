@@ -59,6 +59,7 @@ class _MergeOptions:
     strategy: int
     find: int
     skip_non_existing: bool
+    check_suppressed: bool
     is_async: bool
     by_id: bool
 
@@ -157,10 +158,10 @@ class Table:
             raise ApiError("merge_by is required")
         if (
             not isinstance(merge_by, list | tuple)
-            or not 1 <= len(merge_by) <= 2
+            or not 1 <= len(merge_by) <= kind.max_merge_by
             or not all(isinstance(f, str) for f in merge_by)
         ):
-            raise ApiError("merge_by must be an array of 1 or 2 field IDs")
+            raise ApiError(f"merge_by must be an array of 1 to {kind.max_merge_by} field IDs")
         for field_id in merge_by:
             if not self.knows(field_id):
                 raise ApiError(f"merge_by field {field_id} not found")
@@ -169,8 +170,11 @@ class Table:
         return _MergeOptions(
             merge_by=tuple(merge_by),
             strategy=choice(body, "merge_strategy", (APPEND, OVERWRITE, IGNORE), OVERWRITE),
-            find=choice(body, "find_strategy", (ANY, NEXT_IF_EMPTY, ALL), ANY),
-            skip_non_existing=flag(body, "skip_non_existing"),
+            find=choice(body, "find_strategy", kind.find_strategies, ANY),
+            # Documented for people only; Ortto ignores keys it does not know.
+            skip_non_existing=flag(body, "skip_non_existing") and kind.table == "person",
+            # Without it Ortto does not check the suppression list (recorded).
+            check_suppressed=body.get("suppression_list_field_id") == EMAIL,
             is_async=flag(body, "async"),
             by_id=list(merge_by) == [kind.id_field],
         )
@@ -191,11 +195,14 @@ class Table:
         if options.skip_non_existing:
             return {"status": "ignored"}
         email = fields.get(EMAIL)
-        if isinstance(email, str) and email.lower() in suppressed:
+        if options.check_suppressed and isinstance(email, str) and email.lower() in suppressed:
             return {"status": "suppressed", "error": "Email is suppressed"}
         record = Record(self._new_id())
         self.records[record.id] = record
         self._apply(record, item, OVERWRITE)
+        for field_id, value in kind.defaults_on_create:
+            if record.fields.get(field_id) is None:
+                self.set_field(record, field_id, value)
         return {kind.result_id_key: record.id, "status": "created"}
 
     def _valid_fields(self, item: Any, options: _MergeOptions) -> dict[str, Any]:

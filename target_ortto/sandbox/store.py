@@ -111,6 +111,12 @@ class Store:
                 for table in self._tables.values()
             },
             "audiences": self._audiences.to_json(),
+            # Ortto's built-in Subscribers audience: everyone with email permission.
+            "subscribers": sorted(
+                str(p.fields.get(EMAIL))
+                for p in self._tables[PERSON.table].live()
+                if p.fields.get("bol::p") is True
+            ),
             "suppressed": sorted(self._suppressed),
         }
 

@@ -3,14 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
 from target_ortto import api, deletes
 from target_ortto.fields import FieldPlan
 from target_ortto.items import Deletion, Invalid, MergeRecord
-from target_ortto.objects import FIND_STRATEGIES, MERGE_OBJECTS
+from target_ortto.ledger import ledger_key
+from target_ortto.objects import FIND_STRATEGIES, MERGE_OBJECTS, PERSON
 from target_ortto.sinks.base import SDC_DELETED_AT, OrttoSink, Send, chunked
+
+EMAIL = "str::email"
+EMAIL_PERMISSION = "bol::p"
+APPEND, OVERWRITE = 1, 2  # Ortto's merge strategies
+
+
+def _body(item: MergeRecord) -> dict[str, Any]:
+    return item.body()
+
+
+def _with_email_permission_false(body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, "fields": {**body["fields"], EMAIL_PERMISSION: False}}
+
+
+def _unsubscribed_body(item: MergeRecord) -> dict[str, Any]:
+    return _with_email_permission_false(item.body())
 
 
 class MergeSink(OrttoSink[MergeRecord]):
@@ -33,13 +51,27 @@ class MergeSink(OrttoSink[MergeRecord]):
             default_phone_country=settings.default_phone_country,
         )
         strategy, skip_non_existing = self.obj.modes[stream.mode]
+        creates = self.obj is PERSON and not skip_non_existing
         self.options = api.MergeOptions(
             merge_by=self.plan.merge_by,
             merge_strategy=strategy,
             find_strategy=FIND_STRATEGIES[stream.find_strategy],
             skip_non_existing=skip_non_existing,
             async_merge=settings.async_merge,
+            suppression_field=EMAIL if creates and settings.skip_suppressed else None,
         )
+        # Ortto subscribes a person it creates without `bol::p` (spec section 4c): unless the
+        # user opted in, or maps the field, every person this stream creates starts
+        # unsubscribed, and nobody who exists has their permission changed.
+        self.unsubscribe_new = (
+            creates
+            and not settings.subscribe_new_people
+            and EMAIL_PERMISSION not in {c.field_id for c in self.plan.columns}
+        )
+        # Append-only: creates new people complete, fills only empty fields of existing ones
+        # (whose permission, which every person has, is kept). Always answered, as the
+        # overwrite that follows needs to know who existed.
+        self.create_options = replace(self.options, merge_strategy=APPEND, async_merge=False)
 
     def setup(self) -> None:
         super().setup()
@@ -77,11 +109,40 @@ class MergeSink(OrttoSink[MergeRecord]):
         return [item.body(), self.options.merge_strategy, self.options.skip_non_existing]
 
     def requests(self, pending: list[tuple[MergeRecord, dict]]) -> list[tuple[list[Any], Send]]:
+        """Merges of `batch_size` records. With `unsubscribe_new`, `insert` and `append`
+        carry `bol::p: false` (those strategies keep an existing person's value); an
+        `upsert` of keys the ledger does not know goes through `_create_then_overwrite`."""
+        overwrite, create = pending, []
+        if self.unsubscribe_new and self.options.merge_strategy == OVERWRITE:
+            keys = [ledger_key(item.key) for item, _ in pending]
+            known = self.run.ledger.known(self.stream_name, keys)
+            overwrite = [p for p, key in zip(pending, keys, strict=True) if key in known]
+            create = [p for p, key in zip(pending, keys, strict=True) if key not in known]
+        unsubscribed = self.unsubscribe_new and self.options.merge_strategy != OVERWRITE
+        body = _unsubscribed_body if unsubscribed else _body
         merge = partial(api.merge, self.run.client, self.obj, options=self.options)
+        size = self.run.settings.batch_size
         return [
-            (chunk, partial(merge, [item.body() for item, _ in chunk]))
-            for chunk in chunked(pending, self.run.settings.batch_size, lambda p: p[0].body())
+            (chunk, partial(merge, [body(item) for item, _ in chunk]))
+            for chunk in chunked(overwrite, size, lambda p: body(p[0]))
+        ] + [
+            (chunk, partial(self._create_then_overwrite, [_body(item) for item, _ in chunk]))
+            for chunk in chunked(create, size, lambda p: _unsubscribed_body(p[0]))
         ]
+
+    def _create_then_overwrite(self, bodies: list[dict[str, Any]]) -> list[api.Outcome]:
+        """New people created unsubscribed and complete; then the overwrite, without
+        `bol::p`, for the people Ortto says existed or did not say (never for a refused
+        one). A first load into an empty instance needs no second request."""
+        client = self.run.client
+        unsubscribed = [_with_email_permission_false(b) for b in bodies]
+        outcomes = api.merge(client, self.obj, unsubscribed, self.create_options)
+        again = [i for i, o in enumerate(outcomes) if o.acknowledged and o.status != "created"]
+        if again:
+            merged = api.merge(client, self.obj, [bodies[i] for i in again], self.options)
+            for index, outcome in zip(again, merged, strict=True):
+                outcomes[index] = outcome
+        return outcomes
 
     def remove_left(self, entries: list[tuple[str, str | None]]) -> None:
         behavior, report, client = self.removal_action(), self.run.report, self.run.client
