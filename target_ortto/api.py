@@ -219,28 +219,27 @@ def subscribe_outcomes(answer: Any, count: int) -> list[Outcome]:
     return outcomes
 
 
-def archive(client: OrttoClient, obj: OrttoObject, ids: Sequence[str]) -> int:
-    """Archive up to 100 people or accounts by Ortto ID; returns how many Ortto archived."""
+def archive(client: OrttoClient, obj: OrttoObject, ids: Sequence[str]) -> tuple[int, int]:
+    """Archive up to 100 people or accounts by Ortto ID; returns how many Ortto archived
+    now, and how many it only scheduled (`scheduled_contacts`, recorded as 0 so far)."""
     answer = client.request("PUT", obj.path("archive"), {"inclusion_ids": list(ids)})
-    return count_done(answer, "archived")
+    return bulk_counts(answer, "archived")
 
 
 def delete(client: OrttoClient, obj: OrttoObject, ids: Sequence[str]) -> int:
     """Delete up to 100 archived people or accounts (Ortto deletes only archived ones)."""
     answer = client.request("DELETE", obj.path("delete"), {"inclusion_ids": list(ids)})
-    return count_done(answer, "deleted")
+    return sum(bulk_counts(answer, "deleted"))
 
 
-def count_done(answer: Any, action: str) -> int:
-    """`archived_contacts`, `archived_organizations`, `deleted_accounts` ... plus scheduled."""
+def bulk_counts(answer: Any, action: str) -> tuple[int, int]:
+    """(done, scheduled) from `archived_contacts`, `scheduled_organizations`,
+    `deleted_accounts` ...: Ortto's names differ by object and action."""
     if not isinstance(answer, dict):
-        return 0
-    return sum(
-        int(value)
-        for name, value in answer.items()
-        if (name.startswith(f"{action}_") or name.startswith("scheduled_"))
-        and isinstance(value, int)
-    )
+        return 0, 0
+    counts = {name: v for name, v in answer.items() if isinstance(v, int)}
+    done = sum(v for name, v in counts.items() if name.startswith(f"{action}_"))
+    return done, sum(v for name, v in counts.items() if name.startswith("scheduled_"))
 
 
 def find_id(client: OrttoClient, obj: OrttoObject, field_id: str, value: Any) -> str | None:

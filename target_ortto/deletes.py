@@ -95,18 +95,24 @@ def clear(
 
 def remove(
     client: OrttoClient, plan: FieldPlan, entries: list[tuple[str, str | None]], delete: bool
-) -> tuple[list[str], int, int]:
+) -> tuple[list[str], list[tuple[str, str]], int, int]:
     """Archive (and, with `delete`, then delete) records.
 
-    Returns the keys not found in Ortto, and how many Ortto reported archived and deleted
-    (scheduled ones included).
+    Ortto deletes only archived records: when it only scheduled an archive, that batch is
+    not deleted now, and its keys are returned as pending, to stay queued for a later run.
+    Returns the keys not found in Ortto, the (key, ID) pending, and how many Ortto reported
+    archived (scheduled included) and deleted.
     """
     ids, missing = resolve_ids(client, plan, entries)
-    id_list = list(ids.values())
+    keyed = list(ids.items())
+    pending: list[tuple[str, str]] = []
     archived = deleted = 0
-    for start in range(0, len(id_list), ID_BATCH):
-        batch = id_list[start : start + ID_BATCH]
-        archived += api.archive(client, plan.obj, batch)
-        if delete:
-            deleted += api.delete(client, plan.obj, batch)
-    return missing, archived, deleted
+    for start in range(0, len(keyed), ID_BATCH):
+        batch = keyed[start : start + ID_BATCH]
+        done, scheduled = api.archive(client, plan.obj, [oid for _, oid in batch])
+        archived += done + scheduled
+        if delete and scheduled:
+            pending += batch
+        elif delete:
+            deleted += api.delete(client, plan.obj, [oid for _, oid in batch])
+    return missing, pending, archived, deleted

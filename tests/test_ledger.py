@@ -154,6 +154,28 @@ def test_clearing_an_account_never_creates_one_nor_sends_people_only_options(san
     assert merges and all("skip_non_existing" not in body for body in merges)
 
 
+def test_a_scheduled_archive_is_deleted_in_a_later_run_not_before(sandbox, config):
+    config["streams"] = {"people": {"delete_behavior": "delete"}}
+    run_target(config, messages(people(3)))
+    gone = {"email": "p1@example.com", "_sdc_deleted_at": "2026-11-01T00:00:00Z"}
+    sandbox.store.schedule_archives = True
+
+    first = run_target(config, messages([gone]))
+
+    assert first.error is None
+    assert not [r for r in sandbox.requests if r.path == "/v1/person/delete"]
+    assert sandbox.store.find_person("p1@example.com") is not None  # archive still to come
+    sandbox.store.archive_scheduled()
+    sandbox.store.schedule_archives = False
+
+    second = run_target(config, messages([]))
+
+    assert second.error is None
+    assert [r.status for r in sandbox.requests if r.path == "/v1/person/delete"] == [200]
+    emails = {p.fields["str::email"] for p in sandbox.store.people.values()}
+    assert emails == {"p0@example.com", "p2@example.com"}
+
+
 def test_clear_never_clears_a_consent_field(sandbox, config):
     config["streams"] = {"people": {"delete_behavior": "clear"}}
     schema = {**PEOPLE, "bol::p": {"type": ["boolean", "null"]}}

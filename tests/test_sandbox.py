@@ -94,6 +94,20 @@ def test_int64_and_ortto_id_limits_make_a_record_invalid(
     assert response.json()["details"][0]["status"] == "invalid"
 
 
+def test_a_scheduled_archive_answers_scheduled_and_happens_later(
+    api: httpx.Client, sandbox: Sandbox
+) -> None:
+    person_id = merge(api, person("a@example.com")).json()["people"][0]["person_id"]
+    sandbox.store.schedule_archives = True
+
+    answer = api.put("/v1/person/archive", json={"inclusion_ids": [person_id]}).json()
+
+    assert answer == {"scheduled_contacts": 1, "archived_contacts": 0}
+    assert not sandbox.store.people[person_id].archived
+    sandbox.store.archive_scheduled()
+    assert sandbox.store.people[person_id].archived
+
+
 def test_emails_match_regardless_of_letter_case(api: httpx.Client, sandbox: Sandbox) -> None:
     assert statuses(merge(api, person("Ann.Lee@Example.com"))) == ["created"]
     assert statuses(merge(api, person("ann.lee@example.COM", {"str::first": "Ann"}))) == ["merged"]

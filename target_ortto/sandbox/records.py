@@ -84,6 +84,7 @@ class Table:
     ids: Iterator[int]
     records: dict[str, Record] = field(default_factory=dict)
     index: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    scheduled: set[str] = field(default_factory=set)  # archives not yet carried out
 
     def knows(self, field_id: str) -> bool:
         return field_id in self.kind.builtins or field_id in self.custom.by_id
@@ -253,10 +254,14 @@ class Table:
 
     # ----- archive, restore, delete; read -----
 
-    def bulk(self, action: str, body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    def bulk(
+        self, action: str, body: dict[str, Any], schedule: bool = False
+    ) -> tuple[dict[str, Any], list[str]]:
         """PUT archive / PUT restore / DELETE delete with inclusion_ids (delete: archived only).
 
-        Also returns the IDs deleted, so state kept elsewhere can forget them.
+        With `schedule`, an archive is only scheduled (Ortto's `scheduled_*` counts): the
+        records stay live until `archive_scheduled`. Also returns the IDs deleted, so state
+        kept elsewhere can forget them.
         """
         ids = batch(body, "inclusion_ids")
         if not all(isinstance(i, str) for i in ids):
@@ -267,14 +272,24 @@ class Table:
             for i in dict.fromkeys(ids)
             if i in self.records and self.records[i].archived == wanted
         ]
+        scheduled_key, count_key = self.kind.bulk_keys[action]
+        if schedule and action == "archive":
+            self.scheduled.update(record.id for record in chosen)
+            return {scheduled_key: len(chosen), count_key: 0}, []
         for record in chosen:
             if after is None:
                 self.remove(record)
             else:
                 record.archived = after
-        scheduled_key, count_key = self.kind.bulk_keys[action]
         deleted = [record.id for record in chosen] if after is None else []
         return {scheduled_key: 0, count_key: len(chosen)}, deleted
+
+    def archive_scheduled(self) -> None:
+        """Carry out the archives Ortto had only scheduled."""
+        for record_id in self.scheduled:
+            if record_id in self.records:
+                self.records[record_id].archived = True
+        self.scheduled.clear()
 
     def get(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /v1/person/get, /v1/accounts/get: non-archived records, requested fields only."""

@@ -55,6 +55,9 @@ class Store:
         }
         self._audiences = Audiences(self._tables[PERSON.table])
         self._suppressed: set[str] = set()
+        # Ortto may only schedule an archive (`scheduled_contacts`); the sandbox does so
+        # while this is set, until `archive_scheduled()`.
+        self.schedule_archives = False
 
     def _table(self, kind: str) -> Table:
         return self._tables[KINDS[kind].table]
@@ -177,9 +180,15 @@ class Store:
         return self._audiences.subscribe(body)
 
     @_locked
+    def archive_scheduled(self) -> None:
+        """Carry out every archive that was only scheduled."""
+        for table in self._tables.values():
+            table.archive_scheduled()
+
+    @_locked
     def bulk(self, kind: str, action: str, body: dict[str, Any]) -> dict[str, Any]:
         """PUT archive / PUT restore / DELETE delete; a deleted person leaves every audience."""
-        answer, deleted = self._table(kind).bulk(action, body)
+        answer, deleted = self._table(kind).bulk(action, body, self.schedule_archives)
         for record_id in deleted:
             self._audiences.forget(record_id)
         return answer

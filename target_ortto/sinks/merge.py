@@ -146,17 +146,26 @@ class MergeSink(OrttoSink[MergeRecord]):
 
     def remove_left(self, entries: list[tuple[str, str | None]]) -> None:
         behavior, report, client = self.removal_action(), self.run.report, self.run.client
+        pending: list[tuple[str, str]] = []
         if behavior == "clear":
             outcomes, missing = deletes.clear(
                 client, self.plan, entries, self.run.settings.async_merge
             )
             report.count(self.stream_name, "cleared", sum(o.acknowledged for o in outcomes))
         else:
-            missing, archived, deleted = deletes.remove(
+            missing, pending, archived, deleted = deletes.remove(
                 client, self.plan, entries, behavior == "delete"
             )
             report.count(self.stream_name, "archived", archived)
             report.count(self.stream_name, "deleted", deleted)
+        if pending:
+            self.logger.warning(
+                "Stream '%s': Ortto only scheduled the archive of %d records, so they are not "
+                "deleted yet; the deletion stays queued and finishes in a later run.",
+                self.stream_name,
+                len(pending),
+            )
+            self.run.ledger.queue_deletions(self.stream_name, pending)
         if missing:
             self.logger.warning(
                 "Stream '%s': %d records to %s were not found in Ortto: %s",
@@ -165,7 +174,8 @@ class MergeSink(OrttoSink[MergeRecord]):
                 behavior,
                 missing[:5],
             )
-        self.run.ledger.forget(self.stream_name, [key for key, _ in entries])
+        waiting = {key for key, _ in pending}
+        self.run.ledger.forget(self.stream_name, [k for k, _ in entries if k not in waiting])
 
     def describe(self, record: Mapping[str, Any]) -> str:
         names = [c.name for c in self.plan.columns if c.field_id in self.plan.merge_by]
