@@ -2,7 +2,8 @@
 
 Everything that can be decided from the schema is decided once, in `FieldPlan.build`,
 so the per-record work in `FieldPlan.apply` is a loop over prepared converters
-(`convert.py`). All functions here are pure: no I/O, no shared state.
+(`field_types.py` chooses them, `convert.py` holds them). All functions here are pure:
+no I/O, no shared state.
 """
 
 from __future__ import annotations
@@ -13,49 +14,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from target_ortto.convert import (
-    STRING_MAX,
-    ConversionError,
-    Converter,
-    passthrough,
-    phone_converter,
-    to_boolean,
-    to_date,
-    to_datetime,
-    to_decimal,
-    to_email,
-    to_geo,
-    to_integer,
-    to_long_text,
-    to_ortto_id,
-    to_string,
-    to_string_list,
-)
+from target_ortto.convert import ConversionError, Converter, phone_converter, to_string_list
 from target_ortto.errors import StreamError
+from target_ortto.field_types import DISPLAY_TYPES, builtin_converter, custom_type, schema_types
 from target_ortto.items import Invalid, MergeRecord
 from target_ortto.objects import (
     CONSENT_FIELDS,
     FIELD_ID,
     FIND_STRATEGIES,
-    ORTTO_ID_FIELDS,
     PERSON,
     OrttoObject,
 )
 
 TAGS_COLUMNS = {"tags": "tags", "unset_tags": "unset_tags"}
 SOURCE_IP_COLUMNS = frozenset({"source_ip", "ip_address"})
-# Ortto field type -> the `type` its custom-field create endpoint takes.
-DISPLAY_TYPES = {
-    "str": "text",
-    "txt": "large_text",
-    "int": "integer",
-    "bol": "bool",
-    "dtz": "date",
-    "tme": "time",
-    "sst": "multi_select",
-    "phn": "phone",
-    "obj": "object",
-}
 _WORDS = re.compile(r"[A-Z]+[0-9]*(?![a-z])|[A-Z]?[a-z]+[0-9]*|[0-9]+")
 
 
@@ -73,94 +45,6 @@ def readable_name(field_name: str) -> str:
 def alias_key(column: str) -> str:
     """Alias lookup key: case-insensitive; camelCase, spaces and dashes count as `_`."""
     return kebab_case(column).replace("-", "_")
-
-
-# --- schema -> plan ----------------------------------------------------------------------
-
-
-def schema_types(prop: Mapping[str, Any]) -> set[str]:
-    """The non-null JSON types a property allows (`type` lists and `anyOf` alike)."""
-    types: set[str] = set()
-    declared = prop.get("type")
-    if isinstance(declared, str):
-        types.add(declared)
-    elif isinstance(declared, list):
-        types.update(declared)
-    for option in prop.get("anyOf", []) + prop.get("oneOf", []):
-        types |= schema_types(option)
-    types.discard("null")
-    return types
-
-
-def _flatten(prop: Mapping[str, Any]) -> dict[str, Any]:
-    """One property dict from a nullable `anyOf`/`oneOf` (its non-null options merged)."""
-    merged = dict(prop)
-    for option in prop.get("anyOf", []) + prop.get("oneOf", []):
-        if schema_types(option):
-            merged = {**_flatten(option), **merged}
-    return merged
-
-
-@dataclass(frozen=True)
-class CustomType:
-    """An Ortto type chosen for a column: field ID prefix and custom-field display type."""
-
-    prefix: str
-    display_type: str
-    convert: Converter
-
-
-def custom_type(column: str, prop: Mapping[str, Any]) -> CustomType:
-    """Spec section 3 table: the Ortto type of a custom field, from the column's schema."""
-    types = schema_types(prop)
-    prop = _flatten(prop)
-    if "string" in types:
-        fmt = prop.get("format")
-        if fmt == "date":
-            return CustomType("dtz", "date", to_date)
-        if fmt == "date-time":
-            return CustomType("tme", "time", to_datetime)
-        if (prop.get("maxLength") or 0) > STRING_MAX:
-            return CustomType("txt", "large_text", to_long_text)
-        return CustomType("str", "text", to_string)
-    if "number" in types:
-        return CustomType("int", "decimal", to_decimal)
-    if "integer" in types:
-        return CustomType("int", "integer", to_integer)
-    if "boolean" in types:
-        return CustomType("bol", "bool", to_boolean)
-    if types == {"array"} and schema_types(prop.get("items") or {}) <= {"string"}:
-        return CustomType("sst", "multi_select", to_string_list)
-    shape = "an object" if "object" in types else f"of type {sorted(types) or 'unknown'}"
-    raise StreamError(
-        f"Column '{column}' is {shape}, which has no Ortto field type. Map it to a field "
-        "in streams.<stream>.field_map, drop it with a stream map, or enable "
-        "flattening_enabled."
-    )
-
-
-def builtin_converter(field_id: str, prop: Mapping[str, Any], phone: Converter) -> Converter:
-    """A converter for a field ID whose type comes from its prefix (built-ins, explicit IDs)."""
-    if field_id == "str::email":
-        return to_email
-    if field_id in ORTTO_ID_FIELDS:
-        return to_ortto_id
-    prefix = field_id.split(":", 1)[0]
-    if prefix == "int":
-        if field_id.split(":")[1] in {"cm", "oc"} and "number" in schema_types(prop):
-            return to_decimal
-        return to_integer
-    return {
-        "str": to_string,
-        "txt": to_long_text,
-        "bol": to_boolean,
-        "dtz": to_date,
-        "tme": to_datetime,
-        "phn": phone,
-        "geo": to_geo,
-        "sst": to_string_list,
-        "obj": passthrough,
-    }[prefix]
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ people and one account):
 
 It checks what the sandbox only assumes: types land as sent, a person the target creates is
 unsubscribed, an existing subscriber stays subscribed through an upsert with a fresh ledger,
-and an account merges under `accounts`. Set ORTTO_LIVE_RECORD=1 to write the answers it got
-into tests/recorded/live/ for review.
+an account merges under `accounts`, and (with ORTTO_LIVE_AUDIENCE) an audience stream
+subscribes and unsubscribes. Set ORTTO_LIVE_RECORD=1 to write the answers it got into
+tests/recorded/live/ for review. Not covered: a person who exists without any permission
+value (made by a CSV import); the API cannot make one, since it subscribes by default.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from target_ortto.settings import REGION_URLS
 
 API_KEY = os.environ.get("ORTTO_LIVE_API_KEY", "")
 REGION = os.environ.get("ORTTO_LIVE_REGION", "default")
+AUDIENCE = os.environ.get("ORTTO_LIVE_AUDIENCE", "")  # an audience ID of the test instance
 RECORDED = Path(__file__).resolve().parent / "recorded" / "live"
 
 pytestmark = pytest.mark.skipif(
@@ -64,7 +67,7 @@ def person(ortto: OrttoClient, address: str) -> dict[str, Any] | None:
         "/v1/person/get",
         {
             "limit": 1,
-            "fields": ["str::email", "str::first", "bol::p", "int:cm:id"],
+            "fields": ["str::email", "str::first", "bol::p", "phn::phone", "geo::city", "dtz::b"],
             "filter": {"$str::is": {"field_id": "str::email", "value": address}},
         },
     )
@@ -94,25 +97,38 @@ def config(tmp_path: Path) -> dict[str, Any]:
 
 
 PEOPLE = {"email": {"type": "string"}, "first_name": {"type": "string"}}
+TYPED = {
+    **PEOPLE,
+    "phone": {"type": "string"},
+    "city": {"type": "string"},
+    "birthday": {"type": "string", "format": "date"},
+}
 
 
-def test_a_person_the_target_creates_is_unsubscribed(ortto, tag, made, tmp_path):
+def test_a_person_the_target_creates_is_unsubscribed_and_typed_as_sent(ortto, tag, made, tmp_path):
     address = email(tag, "new")
+    row = {
+        "email": address,
+        "first_name": "New",
+        "phone": "+61 401 234 567",
+        "city": "Melbourne",
+        "birthday": "1990-01-05",
+    }
 
     result = run_target(
-        config(tmp_path),
-        [
-            schema_message("people", PEOPLE),
-            *record_messages("people", [{"email": address, "first_name": "New"}]),
-        ],
+        config(tmp_path), [schema_message("people", TYPED), *record_messages("people", [row])]
     )
 
     assert result.error is None
     found = person(ortto, address)
     assert found is not None
     made["person"].append(found["id"])
-    assert found["fields"].get("str::first") == "New"
-    assert found["fields"].get("bol::p") is False
+    fields = found["fields"]
+    assert fields.get("str::first") == "New"
+    assert fields.get("bol::p") is False
+    assert "401234567" in json.dumps(fields.get("phn::phone"))
+    assert "Melbourne" in json.dumps(fields.get("geo::city"))
+    assert "1990" in json.dumps(fields.get("dtz::b"))
 
 
 def test_an_existing_subscriber_stays_subscribed_through_an_upsert(ortto, tag, made, tmp_path):
@@ -165,3 +181,35 @@ def test_an_account_merges_and_answers_under_accounts(ortto, tag, made, tmp_path
     made["accounts"].append(entry["account_id"])
     assert entry["status"] == "created"
     assert len(entry["account_id"]) == 24
+
+
+@pytest.mark.skipif(not AUDIENCE, reason="set ORTTO_LIVE_AUDIENCE to a test audience's ID")
+def test_an_audience_stream_subscribes_then_unsubscribes(ortto, tag, made, tmp_path):
+    address = email(tag, "member")
+    created = ortto.request(
+        "POST",
+        "/v1/person/merge",
+        {"people": [{"fields": {"str::email": address}}], "merge_by": ["str::email"]},
+    )
+    made["person"].append(created["people"][0]["person_id"])
+    members = {"email": {"type": "string"}, "subscribed": {"type": "boolean"}}
+    settings = {
+        **config(tmp_path),
+        "streams": {"members": {"object": "audience", "audience": AUDIENCE}},
+    }
+
+    for subscribed in (True, False):
+        result = run_target(
+            settings,
+            [
+                schema_message("members", members),
+                *record_messages("members", [{"email": address, "subscribed": subscribed}]),
+            ],
+        )
+        assert result.error is None
+        answer = ortto.request("POST", "/v1/person/subscriptions", {"people": [{"email": address}]})
+        keep(f"person-subscriptions-{subscribed}", answer)
+        states = {
+            s["audience_id"]: s["subscribed"] for s in answer["people"][0]["subscriptions"] or []
+        }
+        assert states.get(AUDIENCE) is subscribed
