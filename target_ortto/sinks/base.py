@@ -7,7 +7,7 @@ drain's items become requests, and what a record that left the source becomes.
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Future
 from functools import partial
 from typing import Any, ClassVar, Generic, TypeVar
@@ -72,7 +72,7 @@ class OrttoSink(BatchSink, Generic[ItemT]):
         self._samples_shown = 0
         if self.stream_settings.full_snapshot:
             self.run.streams.mark_snapshot(stream_name)
-        self._in_flight: list[tuple[set[Any], list[Future[None]]]] = []  # (keys, requests)
+        self._in_flight: list[tuple[set[Hashable], list[Future[None]]]] = []  # (keys, requests)
 
     # --- what each kind of sink provides ------------------------------------------------
 
@@ -81,22 +81,24 @@ class OrttoSink(BatchSink, Generic[ItemT]):
         """The record as the item this sink sends, a deletion, or why it cannot be sent."""
 
     @abstractmethod
-    def requests(self, pending: list[tuple[ItemT, dict]]) -> list[tuple[list[Any], Send]]:
+    def requests(
+        self, pending: list[tuple[ItemT, dict]]
+    ) -> list[tuple[list[tuple[ItemT, dict]], Send]]:
         """One drain's items split into requests: (the items, a call that sends them)."""
 
     @abstractmethod
     def remove_left(self, entries: list[tuple[str, str | None]]) -> None:
         """Apply what records that left the source, as (ledger key, Ortto ID), become."""
 
-    def fold(self, earlier: Any, later: Any) -> Any:
+    def fold(self, earlier: ItemT | Deletion, later: ItemT | Deletion) -> ItemT | Deletion:
         """Combine two items with the same key; the later one wins."""
         return later
 
-    def key_from(self, record: Mapping[str, Any]) -> Any:
+    def key_from(self, record: Mapping[str, Any]) -> Hashable | None:
         """The key of a record that could not be mapped, if it can still be told."""
         return None
 
-    def identities(self, item: Any) -> set[Any]:
+    def identities(self, item: ItemT | Deletion) -> set[Hashable]:
         """Everything by which Ortto may find this item's record: requests for items that
         share one are never in flight together."""
         return {item.key}
@@ -139,7 +141,7 @@ class OrttoSink(BatchSink, Generic[ItemT]):
                 self._seen([ledger_key(item.key)])
             self.run.report.invalid(self.stream_name, self.describe(record), item.reason, record)
             return
-        pending: dict[Any, tuple[Any, dict]] = context.setdefault("pending", {})
+        pending: dict[Hashable, tuple[ItemT | Deletion, dict]] = context.setdefault("pending", {})
         earlier = pending.get(item.key)
         if earlier is not None:
             item = self.fold(earlier[0], item)
@@ -183,7 +185,7 @@ class OrttoSink(BatchSink, Generic[ItemT]):
             self.mark_drained()
         self.wait_sent()
 
-    def _wait_for(self, keys: set[Any]) -> None:
+    def _wait_for(self, keys: set[Hashable]) -> None:
         """Wait for earlier drains that share a key with `keys`, and all but the latest."""
         latest = len(self._in_flight) - 1
         waiting = []
@@ -237,7 +239,9 @@ class OrttoSink(BatchSink, Generic[ItemT]):
         elif self._is_snapshot or self.stream_settings.delete_behavior != "none":
             self.run.ledger.mark_seen(self.stream_name, keys)
 
-    def _changed(self, pending: list[Any]) -> tuple[list[Any], dict[str, str]]:
+    def _changed(
+        self, pending: list[tuple[ItemT, dict]]
+    ) -> tuple[list[tuple[ItemT, dict]], dict[str, str]]:
         """Drop records whose payload Ortto already acknowledged (`skip_unchanged`).
 
         Also returns the payload hashes (ledger key -> hash) it computed, so the ledger
@@ -258,7 +262,9 @@ class OrttoSink(BatchSink, Generic[ItemT]):
             pending = [p for key, p in zip(keys, pending, strict=True) if key not in same]
         return pending, hashes
 
-    def _send_and_account(self, chunk: list[Any], send: Send, hashes: dict[str, str]) -> None:
+    def _send_and_account(
+        self, chunk: list[tuple[ItemT, dict]], send: Send, hashes: dict[str, str]
+    ) -> None:
         """Send one request; count each acknowledged record and ledger it at once (so work
         Ortto took is remembered even if another request of the drain fails); refused
         records go to `on_invalid_record`."""
@@ -285,7 +291,7 @@ class OrttoSink(BatchSink, Generic[ItemT]):
                 reason = f"Ortto answered '{outcome.status}': {outcome.error}"
                 report.invalid(self.stream_name, self.describe(record), reason, record)
 
-    def _show_plan(self, pending: list[Any]) -> None:
+    def _show_plan(self, pending: list[tuple[ItemT, dict]]) -> None:
         self.run.report.count(self.stream_name, "planned", len(pending))
         for item, _ in pending[: max(0, DRY_RUN_SAMPLES - self._samples_shown)]:
             self.logger.info("Dry run: would send for '%s': %s", self.stream_name, item.body())

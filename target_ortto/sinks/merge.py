@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -80,7 +80,7 @@ class MergeSink(OrttoSink[MergeRecord]):
             fields = [c.field_id for c in created]
             self.logger.info("Dry run: would create custom fields %s", fields)
 
-    def key_from(self, record: Mapping[str, Any]) -> Any:
+    def key_from(self, record: Mapping[str, Any]) -> Hashable | None:
         return self.plan.key_from(record)
 
     def map_record(self, record: Mapping[str, Any]) -> MergeRecord | Deletion | Invalid:
@@ -89,13 +89,15 @@ class MergeSink(OrttoSink[MergeRecord]):
             return Deletion(mapped.key)
         return mapped
 
-    def fold(self, earlier: Any, later: Any) -> Any:
+    def fold(
+        self, earlier: MergeRecord | Deletion, later: MergeRecord | Deletion
+    ) -> MergeRecord | Deletion:
         if isinstance(earlier, Deletion) or isinstance(later, Deletion):
             return later
         earlier.fold(later)
         return earlier
 
-    def identities(self, item: MergeRecord | Deletion) -> set[Any]:
+    def identities(self, item: MergeRecord | Deletion) -> set[Hashable]:
         if isinstance(item, Deletion):
             return {item.key}
         fields = item.fields
@@ -108,7 +110,9 @@ class MergeSink(OrttoSink[MergeRecord]):
     def payload(self, item: MergeRecord) -> Any:
         return [item.body(), self.options.merge_strategy, self.options.skip_non_existing]
 
-    def requests(self, pending: list[tuple[MergeRecord, dict]]) -> list[tuple[list[Any], Send]]:
+    def requests(
+        self, pending: list[tuple[MergeRecord, dict]]
+    ) -> list[tuple[list[tuple[MergeRecord, dict]], Send]]:
         """Merges of `batch_size` records. With `unsubscribe_new`, `insert` and `append`
         carry `bol::p: false` (those strategies keep an existing person's value); an
         `upsert` of keys the ledger does not know goes through `_create_then_overwrite`."""

@@ -43,7 +43,9 @@ class AudienceSink(OrttoSink[Subscription]):
             self.run.preflight.audience_id(item.audience)  # an unknown name stops the run
         return item
 
-    def requests(self, pending: list[tuple[Subscription, dict]]) -> list[tuple[list[Any], Send]]:
+    def requests(
+        self, pending: list[tuple[Subscription, dict]]
+    ) -> list[tuple[list[tuple[Subscription, dict]], Send]]:
         groups: dict[str, list[tuple[Subscription, dict]]] = {}
         for item, record in pending:
             audience_id = self.run.preflight.audience_id(item.audience)
