@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterable
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
@@ -106,8 +109,38 @@ def run_target(
         finally:
             if target is not None and "run" in target.__dict__ and error is not None:
                 target.run.close()
+    assert_clean(out.getvalue() + str(error or ""), str(config.get("api_key") or API_KEY))
     states = [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
     return RunResult(states=states, error=error, target=target)
+
+
+def assert_clean(output: str, api_key: str = API_KEY) -> None:
+    """What every run promises whatever it was fed: no traceback, and never the key."""
+    assert "Traceback (most recent call last)" not in output, output[-3000:]
+    assert api_key not in output, "the API key appeared in the output"
+
+
+def run_cli(
+    config: dict[str, Any],
+    messages: Iterable[dict[str, Any]] | str,
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """`target-ortto --config …` as users run it, fed Singer messages (or raw text) on stdin;
+    checks `assert_clean` on everything it printed."""
+    config_path = tmp_path / "config.json"
+    config_path.write_text(json.dumps(config))
+    text = messages if isinstance(messages, str) else _lines(messages).getvalue()
+    done = subprocess.run(
+        [sys.executable, "-m", "target_ortto", "--config", str(config_path)],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+    assert_clean(done.stdout + done.stderr, str(config.get("api_key") or API_KEY))
+    return done
 
 
 def demo_records(name: str) -> list[dict[str, Any]]:

@@ -8,7 +8,14 @@ import subprocess
 import sys
 
 import pytest
-from conftest import API_KEY, record_messages, run_target, schema_message, state_message
+from conftest import (
+    API_KEY,
+    record_messages,
+    run_cli,
+    run_target,
+    schema_message,
+    state_message,
+)
 
 from target_ortto.errors import ConfigError, InvalidRecordError, StreamError
 
@@ -16,15 +23,7 @@ PEOPLE = {"email": {"type": "string"}, "first_name": {"type": ["string", "null"]
 
 
 def cli(config: dict, messages: list[dict], tmp_path) -> subprocess.CompletedProcess:
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
-    return subprocess.run(
-        [sys.executable, "-m", "target_ortto", "--config", str(config_path)],
-        input="".join(json.dumps(m) + "\n" for m in messages),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_cli(config, messages, tmp_path)
 
 
 def people_messages(count: int = 3) -> list[dict]:
