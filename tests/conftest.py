@@ -121,25 +121,29 @@ def assert_clean(output: str, api_key: str = API_KEY) -> None:
 
 
 def run_cli(
-    config: dict[str, Any],
+    config: dict[str, Any] | None,
     messages: Iterable[dict[str, Any]] | str,
     tmp_path: Path,
     env: dict[str, str] | None = None,
+    python_args: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess:
-    """`target-ortto --config …` as users run it, fed Singer messages (or raw text) on stdin;
-    checks `assert_clean` on everything it printed."""
-    config_path = tmp_path / "config.json"
-    config_path.write_text(json.dumps(config))
+    """`target-ortto --config …` as users run it (`--config ENV` when `config` is None), fed
+    Singer messages (or raw text) on stdin; checks `assert_clean` on everything it printed."""
+    config_arg = "ENV"
+    if config is not None:
+        config_path = tmp_path / "config.json"
+        config_path.write_text(json.dumps(config))
+        config_arg = str(config_path)
     text = messages if isinstance(messages, str) else _lines(messages).getvalue()
     done = subprocess.run(
-        [sys.executable, "-m", "target_ortto", "--config", str(config_path)],
+        [sys.executable, *python_args, "-m", "target_ortto", "--config", config_arg],
         input=text,
         capture_output=True,
         text=True,
         timeout=120,
         env={**os.environ, **(env or {})},
     )
-    assert_clean(done.stdout + done.stderr, str(config.get("api_key") or API_KEY))
+    assert_clean(done.stdout + done.stderr, str((config or {}).get("api_key") or API_KEY))
     return done
 
 
