@@ -32,8 +32,8 @@ def person_fields(sandbox) -> dict[str, Any]:
     return person.fields if person else {}
 
 
-# Dates the SDK's parser cannot hold (its NULL treatment made them None), and values
-# whose conversion overflows (UTC past year 9999, decimals x1000 past Decimal's range).
+# Dates the SDK's parser cannot hold (its NULL treatment made them None), and a date-time
+# whose conversion to UTC passes year 9999.
 UNREADABLE = [
     pytest.param(DATE, "2024-05-01", "0000-01-01", "year 0 is out of range", id="date-year-0"),
     pytest.param(DATE_TIME, "2024-05-01T13:45:00Z", "0000-01-01T00:00:00Z", "year 0", id="dt-0"),
@@ -94,9 +94,8 @@ def test_a_date_the_validator_does_not_check_is_still_rejected_when_unreadable(
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
-        ("1e400", "outside the range of an Ortto decimal"),
-        ("-1E+400", "outside the range of an Ortto decimal"),
         ("1e999999999", "outside the range of an Ortto decimal"),
+        ("-1E+999999999", "outside the range of an Ortto decimal"),
     ],
 )
 def test_an_overflowing_number_is_rejected_naming_its_column_without_a_traceback(
