@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
@@ -21,9 +22,19 @@ LONG_TEXT_MAX = 4000  # Ortto large text fields
 _ORTTO_ID = re.compile(r"^[0-9a-f]{24}$")  # Ortto IDs: 24 hex characters (API reference)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _THOUSAND = Decimal(1000)
+# Nesting an `obj` value may have: far below the ~1000 levels at which Python's JSON
+# encoders (ours, the request log's, a proxy's) give up with a RecursionError.
+MAX_DEPTH = 64
 # Ortto's integers are int64 (person-merge reference; ../shared/reference/ortto-api.md,
 # "Limits"): decimals are stored x1000 in the same range.
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT64_DIGITS = 19  # so a number with more integer digits is out of range, however written
+# Characters nobody sees, or that are not text, in an address: Ortto would store them, and
+# the person could never be matched by the address they type. Control (Cc), format (Cf:
+# zero-width, BOM, soft hyphen, bidi marks), private (Co), surrogate (Cs), unassigned (Cn),
+# separators (Z*), and the Hangul fillers that render as blanks.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zs", "Zl", "Zp"})
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
 
@@ -35,6 +46,10 @@ class ConversionError(ValueError):
 
 
 def to_string(value: Any, limit: int = STRING_MAX) -> str:
+    """Text as is; numbers as written; dates and times (which the SDK parses from `format`
+    date, date-time and time columns) back in ISO 8601."""
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal, float)):
         raise ConversionError(f"expected text, got {type(value).__name__}")
     text = value if isinstance(value, str) else str(value)
@@ -51,7 +66,17 @@ def to_email(value: Any) -> str:
     text = to_string(value).strip()
     if not _EMAIL.match(text):
         raise ConversionError(f"{text!r} is not a valid email address")
+    hidden = next((c for c in text if _invisible(c)), None)
+    if hidden is not None:
+        raise ConversionError(
+            f"{text!r} is not a valid email address: it contains the invisible or control "
+            f"character U+{ord(hidden):04X} ({unicodedata.name(hidden, 'unnamed')})"
+        )
     return text
+
+
+def _invisible(char: str) -> bool:
+    return unicodedata.category(char) in _INVISIBLE_CATEGORIES or char in _BLANK_LETTERS
 
 
 def _decimal(value: Any) -> Decimal:
@@ -66,9 +91,13 @@ def _decimal(value: Any) -> Decimal:
     return number
 
 
+def _out_of_range(value: Any, what: str) -> ConversionError:
+    return ConversionError(f"{value} is outside the range of an Ortto {what} (int64)")
+
+
 def _int64(number: int, value: Any, what: str) -> int:
     if not INT64_MIN <= number <= INT64_MAX:
-        raise ConversionError(f"{value} is outside the range of an Ortto {what} (int64)")
+        raise _out_of_range(value, what)
     return number
 
 
@@ -76,6 +105,8 @@ def to_integer(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return _int64(value, value, "integer")
     number = _decimal(value)
+    if number.adjusted() >= INT64_DIGITS:  # before `int()`, which 1E+999999999 would hang
+        raise _out_of_range(value, "integer")
     if number != number.to_integral_value():
         raise ConversionError(f"{value} is not a whole number")
     return _int64(int(number), value, "integer")
@@ -83,11 +114,11 @@ def to_integer(value: Any) -> int:
 
 def to_decimal(value: Any) -> int:
     """Ortto stores decimals as integers x1000; exact, rounded half-even."""
-    number = _decimal(value) * _THOUSAND
-    try:
-        thousandths = int(number.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
-    except InvalidOperation:
-        raise ConversionError(f"{value} is outside the range of an Ortto decimal") from None
+    number = _decimal(value)
+    # Checked first: x1000 of 1E+999999999 overflows Decimal's context, of 1E+30 its precision.
+    if number.adjusted() + 3 >= INT64_DIGITS:
+        raise _out_of_range(value, "decimal (x1000)")
+    thousandths = int((number * _THOUSAND).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
     return _int64(thousandths, value, "decimal (x1000)")
 
 
@@ -138,7 +169,12 @@ def to_datetime(value: Any) -> str:
         value = dt.datetime.combine(value, dt.time(), dt.timezone.utc)
     if not isinstance(value, dt.datetime):
         raise ConversionError(f"{value!r} is not a date-time")
-    return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        return _utc(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OverflowError:  # 9999-12-31T23:00:00-05:00 is in year 10000 in UTC
+        raise ConversionError(
+            f"{value.isoformat()} is outside the years 1 to 9999 once converted to UTC"
+        ) from None
 
 
 def to_ortto_id(value: Any) -> str:
@@ -180,5 +216,14 @@ def phone_converter(default_country: str | None) -> Converter:
     return to_phone
 
 
-def passthrough(value: Any) -> Any:
+def to_object(value: Any) -> Any:
+    """An `obj` field's value as is, unless nested deeper than `MAX_DEPTH`."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > MAX_DEPTH:
+                raise ConversionError(f"the value is nested more than {MAX_DEPTH} levels deep")
+            children = node.values() if isinstance(node, dict) else node
+            stack.extend((child, depth + 1) for child in children)
     return value

@@ -13,7 +13,6 @@ from typing import Any
 from target_ortto.convert import (
     STRING_MAX,
     Converter,
-    passthrough,
     to_boolean,
     to_date,
     to_datetime,
@@ -22,6 +21,7 @@ from target_ortto.convert import (
     to_geo,
     to_integer,
     to_long_text,
+    to_object,
     to_ortto_id,
     to_string,
     to_string_list,
@@ -124,5 +124,5 @@ def builtin_converter(field_id: str, prop: Mapping[str, Any], phone: Converter) 
         "phn": phone,
         "geo": to_geo,
         "sst": to_string_list,
-        "obj": passthrough,
+        "obj": to_object,
     }[prefix]

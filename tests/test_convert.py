@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from target_ortto.convert import (
+    MAX_DEPTH,
     ConversionError,
     phone_converter,
     to_boolean,
@@ -18,9 +19,18 @@ from target_ortto.convert import (
     to_geo,
     to_integer,
     to_long_text,
+    to_object,
     to_string,
     to_string_list,
 )
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
 
 UTC = dt.timezone.utc
 SYDNEY = dt.timezone(dt.timedelta(hours=10))
@@ -60,19 +70,43 @@ CONVERTED = [
     (to_long_text, "x" * 4000, "x" * 4000),
     (to_email, "Ann.Lee+crm@mail.example.co.uk", "Ann.Lee+crm@mail.example.co.uk"),
     (to_string_list, ["a", "b"], ["a", "b"]),
+    (to_string, dt.time(13, 45), "13:45:00"),
+    (to_string, dt.date(2024, 5, 1), "2024-05-01"),
+    (to_string, dt.datetime(2024, 5, 1, 23, 45, tzinfo=SYDNEY), "2024-05-01T23:45:00+10:00"),
+    (to_long_text, dt.datetime(2024, 5, 1, 13, 45), "2024-05-01T13:45:00"),
+    (to_decimal, Decimal("1E-999999999"), 0),
+    (to_email, "Zoë.Łukasz@exämple.com", "Zoë.Łukasz@exämple.com"),
+    (to_object, {"a": [{"b": 1}]}, {"a": [{"b": 1}]}),
+    (to_object, _nested(MAX_DEPTH), _nested(MAX_DEPTH)),
 ]
+INVISIBLE = [*"\u200b\ufeff\u00ad\u200e\u200f\u202e\u2066\u2060\u180e\u3164", *"\x00\x07\x1b\x7f"]
+HUGE = [Decimal("1E+999999999"), Decimal("-1E+999999999")]
 REJECTED = {
     to_decimal: [
         *(Decimal("NaN"), Decimal("Infinity"), float("-inf"), float("nan"), True, "x"),
         *(Decimal("9223372036854775.808"), Decimal("-9223372036854775.809")),
+        *HUGE,
+        "1e999999999",
     ],
-    to_integer: [True, False, Decimal("1.5"), 1.5, "abc", Decimal("NaN"), 2**63, -(2**63) - 1],
+    to_integer: [
+        *(True, False, Decimal("1.5"), 1.5, "abc", Decimal("NaN"), 2**63, -(2**63) - 1),
+        *(*HUGE, "1e999999999"),
+    ],
     to_boolean: ["maybe", 2, ""],
     to_date: ["01/05/2024", "2024-13-01", "soon", 20240501],
-    to_datetime: ["yesterday", "2024-05-01T25:00:00Z", 1714571100],
+    to_datetime: [
+        *("yesterday", "2024-05-01T25:00:00Z", 1714571100),
+        "9999-12-31T23:00:00-05:00",
+        dt.datetime(9999, 12, 31, 23, tzinfo=dt.timezone(dt.timedelta(hours=-5))),
+        dt.datetime(1, 1, 1, tzinfo=SYDNEY),
+    ],
     to_string: [True, {"a": 1}, ["a"], "x" * 256],
     to_long_text: ["x" * 4001],
-    to_email: ["", "ann", "ann@", "@example.com", "ann@example", "a b@x.com", "a@b@c.com"],
+    to_email: ["", "ann", "ann@", "@example.com", "ann@example", "a b@x.com", "a@b@c.com"]
+    + [f"ann{c}@example.com" for c in INVISIBLE]
+    + [f"{c}ann@example.com" for c in INVISIBLE]
+    + ["ann@example.com\u200b"],
+    to_object: [_nested(MAX_DEPTH + 1), {"a": _nested(MAX_DEPTH)}],
     to_string_list: ["a", ["a", 1], [None], {"a": "b"}],
     phone_converter("AU"): ["call me", "+61 1", "12", "+999 123 456"],
 }

@@ -293,6 +293,36 @@ class TestValuesInRecords:
         result = build({"ltv": NUM}, ACCOUNT).apply({KEY: "k", "ltv": Decimal("1E+30")})
         assert isinstance(result, Invalid) and result.field == "ltv"
 
+    @pytest.mark.parametrize(
+        ("prop", "field_map", "value", "sent"),
+        [
+            ({**STR, "format": "time"}, {}, dt.time(13, 45), "13:45:00"),
+            ({**STR, "format": "date"}, {"at": "str:oc:at"}, dt.date(2024, 5, 1), "2024-05-01"),
+            (
+                nullable({**STR, "format": "date-time"}),
+                {"at": "txt:oc:at"},
+                dt.datetime(2024, 5, 1, 23, 45, tzinfo=SYDNEY),
+                "2024-05-01T23:45:00+10:00",
+            ),
+            ({**STR, "format": "time"}, {"at": "txt:oc:at"}, dt.time(9, 5, 1), "09:05:01"),
+        ],
+    )
+    def test_time_columns_and_dates_mapped_to_text_are_sent_as_iso_text(
+        self, prop, field_map, value, sent
+    ):
+        plan = build({"at": prop}, ACCOUNT, field_map=field_map)
+        (column,) = [c for c in plan.columns if c.name == "at"]
+        assert plan.apply({KEY: "k", "at": value}).fields[column.field_id] == sent
+
+    def test_a_deeply_nested_object_field_value_is_invalid_naming_the_column(self):
+        deep: list = []
+        for _ in range(100):
+            deep = [deep]
+        plan = build({"doc": {}}, ACCOUNT, field_map={"doc": "obj:oc:doc"})
+        result = plan.apply({KEY: "k", "doc": deep})
+        assert isinstance(result, Invalid) and result.field == "doc"
+        assert plan.apply({KEY: "k", "doc": {"a": [1]}}).fields["obj:oc:doc"] == {"a": [1]}
+
     def test_bool_is_not_an_integer_in_a_record(self):
         result = build({"score": INT}, ACCOUNT).apply({KEY: "k", "score": True})
         assert isinstance(result, Invalid) and result.field == "score"

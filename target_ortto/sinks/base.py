@@ -22,7 +22,7 @@ from target_ortto.errors import StreamError
 from target_ortto.items import Deletion, Invalid, Item
 from target_ortto.ledger import ledger_key, payload_hash
 from target_ortto.run import Run
-from target_ortto.validation import RecordValidator
+from target_ortto.validation import RecordValidator, check_schema, timestamp_problem
 
 ItemT = TypeVar("ItemT", bound=Item)
 # Ortto takes at most 2 MB a request (10^6 or 2^20 bytes: not said); the records' bodies
@@ -64,7 +64,9 @@ class OrttoSink(BatchSink, Generic[ItemT]):
     drain_order: ClassVar[int] = 0  # lower orders reach Ortto first when drained together
 
     def __init__(self, target: Any, stream_name: str, schema: dict, key_properties: Any) -> None:
+        check_schema(stream_name, schema)  # before the SDK reads it
         super().__init__(target, stream_name, schema, key_properties)
+        self._unparsed: tuple[int, str] | None = None  # (record id, why) from the SDK's parse
         self.run: Run = target.run
         self.stream_settings = self.run.settings.stream(stream_name)
         # A drain fans out into up to `max_concurrency` requests of `batch_size` records.
@@ -122,19 +124,30 @@ class OrttoSink(BatchSink, Generic[ItemT]):
         self.run.streams.register(self)
 
     def get_validator(self) -> RecordValidator | None:
-        return RecordValidator(self.schema) if self.validate_schema else None
+        return RecordValidator(self.schema, self.stream_name) if self.validate_schema else None
 
-    @property
-    def datetime_error_treatment(self) -> DatetimeErrorTreatmentEnum:
-        # With validation on, a bad timestamp was already flagged (its record is never
-        # sent), so the SDK's parser must not raise; without it, fail loudly.
-        if self._validator is not None:
-            return DatetimeErrorTreatmentEnum.NULL
-        return DatetimeErrorTreatmentEnum.ERROR
+    def _parse_timestamps_in_record(
+        self, record: dict, schema: dict, treatment: DatetimeErrorTreatmentEnum
+    ) -> None:
+        """The SDK's parse of date-like columns, but a value it cannot parse (year 0, a leap
+        second, what the validator let through) makes the record invalid: its NULL treatment
+        would hide it, and `null_values: clear` would then write a clear."""
+        try:
+            super()._parse_timestamps_in_record(record, schema, DatetimeErrorTreatmentEnum.ERROR)
+        except (ValueError, TypeError):
+            self._unparsed = (id(record), timestamp_problem(record, schema))
+
+    def record_problem(self, record: dict) -> str | None:
+        """Why the record does not fit its schema (validation, then date parsing), if so."""
+        problem = self._validator.problem(record) if self._validator is not None else None
+        unparsed, self._unparsed = self._unparsed, None
+        if problem is None and unparsed is not None and unparsed[0] == id(record):
+            return unparsed[1]
+        return problem
 
     def process_record(self, record: dict, context: dict) -> None:
         self.run.report.count(self.stream_name, "read")
-        problem = self._validator.problem(record) if self._validator is not None else None
+        problem = self.record_problem(record)
         item = Invalid(problem, key=self.key_from(record)) if problem else self.map_record(record)
         if isinstance(item, Invalid):
             if item.key is not None:
