@@ -6,8 +6,9 @@ import pytest
 from conftest import record_messages, run_target, schema_message, state_message
 
 from target_ortto.deletes import TooManyDeletesError
-from target_ortto.ledger import Ledger, ledger_key, payload_hash
+from target_ortto.ledger import Ledger, instance_id, ledger_key, payload_hash
 
+INSTANCE = instance_id("https://api.ap3api.com", "a-key")
 PEOPLE = {
     "email": {"type": "string"},
     "first_name": {"type": ["string", "null"]},
@@ -290,11 +291,11 @@ def test_skip_unchanged_off_resends_everything(sandbox, config):
 
 
 def test_ledger_remembers_hashes_ids_and_runs(tmp_path):
-    first = Ledger(str(tmp_path / "l.sqlite"), run_id="r1")
+    first = Ledger(str(tmp_path / "l.sqlite"), INSTANCE, run_id="r1")
     key = ledger_key(("str::email", "a@b.co"))
     first.acknowledge("people", [(key, payload_hash({"a": 1}), "00ab")])
     first.close()
-    second = Ledger(str(tmp_path / "l.sqlite"), run_id="r2")
+    second = Ledger(str(tmp_path / "l.sqlite"), INSTANCE, run_id="r2")
 
     assert second.unchanged("people", {key: payload_hash({"a": 1})}) == {key}
     assert second.unchanged("people", {key: payload_hash({"a": 2})}) == set()
@@ -303,9 +304,9 @@ def test_ledger_remembers_hashes_ids_and_runs(tmp_path):
 
 
 def test_ledger_lists_keys_not_seen_this_run_and_forgets(tmp_path):
-    ledger = Ledger(str(tmp_path / "l.sqlite"), run_id="r1")
+    ledger = Ledger(str(tmp_path / "l.sqlite"), INSTANCE, run_id="r1")
     ledger.acknowledge("people", [("a", "h", None), ("b", "h", "00b")])
-    later = Ledger(str(tmp_path / "l.sqlite"), run_id="r2")
+    later = Ledger(str(tmp_path / "l.sqlite"), INSTANCE, run_id="r2")
     later.unchanged("people", {"a": "h"})
 
     assert later.not_seen("people") == [("b", "00b")]
@@ -320,7 +321,7 @@ def test_payload_hash_ignores_key_order_but_not_values():
 
 @pytest.mark.parametrize("count", [1, 1200])
 def test_ledger_handles_batches_larger_than_sqlite_parameter_limits(tmp_path, count):
-    ledger = Ledger(str(tmp_path / "l.sqlite"))
+    ledger = Ledger(str(tmp_path / "l.sqlite"), INSTANCE)
     entries = [(f"k{i}", "h", None) for i in range(count)]
     ledger.acknowledge("s", entries)
 

@@ -4,6 +4,9 @@ It lets a run skip records whose payload is unchanged, and find the keys that le
 full snapshot. It is written only after Ortto acknowledged a batch, in one transaction,
 so it never gets ahead of Ortto; losing it (or killing the process at any point) costs a
 resend at worst. One connection guarded by a lock: sinks drain in parallel threads.
+
+Rows belong to one Ortto instance (`instance_id`): the same file used with another account,
+region or sandbox sees none of them. A run claims the streams it syncs (`claims`).
 """
 
 from __future__ import annotations
@@ -12,30 +15,23 @@ import hashlib
 import json
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS records (
-    stream TEXT NOT NULL,
-    key TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    ortto_id TEXT,
-    run_id TEXT NOT NULL,
-    PRIMARY KEY (stream, key)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS deletions (
-    stream TEXT NOT NULL,
-    key TEXT NOT NULL,
-    ortto_id TEXT,
-    PRIMARY KEY (stream, key)
-) WITHOUT ROWID;
-"""
+from target_ortto.ledger import claims
+from target_ortto.ledger.store import LedgerError, failure, open_ledger
+
+__all__ = ["Ledger", "LedgerError", "instance_id", "ledger_key", "payload_hash"]
+
+# Keys the API-key fingerprint: a stored fingerprint tells instances apart, and is no
+# plain hash of the key that a table of leaked keys could be matched against.
+_FINGERPRINT_KEY = b"target-ortto ledger instance"
 _CHUNK = 500  # SQLite host parameters per statement, with room to spare
 
 
@@ -60,38 +56,92 @@ def payload_hash(payload: Any) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
+def instance_id(base_url: str, api_key: str) -> str:
+    """The Ortto instance a run writes to: its API's URL (region, or `api_url`) and a
+    fingerprint of its key — 64 bits of a keyed hash, which cannot give the key back."""
+    fingerprint = hashlib.blake2b(api_key.encode(), key=_FINGERPRINT_KEY, digest_size=8).hexdigest()
+    return f"{base_url.rstrip('/')} {fingerprint}"
+
+
 def _chunks(items: list[Any]) -> Iterator[list[Any]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
 
 
 class Ledger:
-    """Per stream and key: the last acknowledged payload hash, Ortto ID and run that saw it."""
+    """Per instance, stream and key: the last acknowledged payload hash, Ortto ID and run
+    that saw it. `instance` (see `instance_id`) scopes every row this ledger reads or writes.
+    """
 
-    def __init__(self, path: str, run_id: str | None = None) -> None:
+    def __init__(self, path: str, instance: str, run_id: str | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.instance = instance
         self.run_id = run_id or uuid.uuid4().hex
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_ledger(self.path, instance)
         self._lock = threading.Lock()
+        self._claimed: set[str] = set()
+        self._closing = threading.Event()
+        self._heartbeat: threading.Thread | None = None
 
     def close(self) -> None:
+        """Release this run's claims and close the file."""
+        self._closing.set()
+        if self._heartbeat is not None:
+            self._heartbeat.join()
+        try:
+            with self._transaction() as db:
+                claims.release(db, self.instance, self.run_id)
+        finally:
+            with self._lock:
+                self._db.close()
+
+    def claim(self, stream: str) -> None:
+        """Hold `stream` until `close`, waiting up to `claims.WAIT_SECONDS` for another run
+        that holds it; then stop. See `claims` for why."""
+        if stream in self._claimed:
+            return
+        deadline = time.monotonic() + claims.WAIT_SECONDS
+        while True:
+            with self._transaction() as db:
+                holder = claims.take(db, self.instance, stream, self.run_id)
+            if holder is None:
+                break
+            if time.monotonic() >= deadline:
+                raise claims.busy(stream, self.path, holder)
+            time.sleep(claims.POLL_SECONDS)
+        self._claimed.add(stream)
+        if self._heartbeat is None:
+            self._heartbeat = threading.Thread(
+                target=self._beat, name="ledger-heartbeat", daemon=True
+            )
+            self._heartbeat.start()
+
+    def _beat(self) -> None:
+        """Refresh this run's claims while it lasts, so other runs do not take them as stale."""
+        while not self._closing.wait(claims.HEARTBEAT_SECONDS):
+            # A failed refresh is tried again at the next beat; the run's own writes report
+            # a ledger that stays unusable.
+            with suppress(LedgerError), self._transaction() as db:
+                claims.refresh(db, self.instance, self.run_id)
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._db.close()
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise failure(self.path, exc) from None
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._reading() as db:
+            db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                yield db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            db.execute("COMMIT")
 
     def unchanged(self, stream: str, hashes: dict[str, str], mark_seen: bool = True) -> set[str]:
         """Keys (of `hashes`: key -> payload hash) whose last acknowledged payload matches.
@@ -103,8 +153,9 @@ class Ledger:
             for chunk in _chunks(list(hashes)):
                 marks = ",".join("?" * len(chunk))
                 rows = db.execute(
-                    f"SELECT key, hash FROM records WHERE stream = ? AND key IN ({marks})",
-                    [stream, *chunk],
+                    f"""SELECT key, hash FROM records
+                        WHERE instance = ? AND stream = ? AND key IN ({marks})""",
+                    [self.instance, stream, *chunk],
                 )
                 same.update(key for key, digest in rows if hashes[key] == digest)
             if mark_seen:
@@ -114,12 +165,13 @@ class Ledger:
     def known(self, stream: str, keys: list[str]) -> set[str]:
         """Keys of `keys` whose record Ortto acknowledged in an earlier request."""
         found: set[str] = set()
-        with self._lock:
+        with self._reading() as db:
             for chunk in _chunks(keys):
                 marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    f"SELECT key FROM records WHERE stream = ? AND key IN ({marks})",
-                    [stream, *chunk],
+                rows = db.execute(
+                    f"""SELECT key FROM records
+                        WHERE instance = ? AND stream = ? AND key IN ({marks})""",
+                    [self.instance, stream, *chunk],
                 )
                 found.update(key for (key,) in rows)
         return found
@@ -130,34 +182,39 @@ class Ledger:
             self._seen(db, stream, keys)
 
     def _seen(self, db: sqlite3.Connection, stream: str, keys: Iterable[str]) -> None:
-        rows = [(stream, key) for key in keys]
+        rows = [(self.instance, stream, key) for key in keys]
         db.executemany(
-            "UPDATE records SET run_id = ? WHERE stream = ? AND key = ?",
+            "UPDATE records SET run_id = ? WHERE instance = ? AND stream = ? AND key = ?",
             [(self.run_id, *row) for row in rows],
         )
         # A record seen again is not deleted, whatever an earlier drain queued.
-        db.executemany("DELETE FROM deletions WHERE stream = ? AND key = ?", rows)
+        db.executemany("DELETE FROM deletions WHERE instance = ? AND stream = ? AND key = ?", rows)
 
     def acknowledge(self, stream: str, entries: Iterable[tuple[str, str, str | None]]) -> None:
         """Record (key, payload hash, Ortto ID) for records Ortto acknowledged."""
+        entries = list(entries)
         with self._transaction() as db:
             db.executemany(
-                """INSERT INTO records (stream, key, hash, ortto_id, run_id)
-                   VALUES (?, ?, ?, ?, ?)
-                   ON CONFLICT (stream, key) DO UPDATE SET hash = excluded.hash,
+                """INSERT INTO records (instance, stream, key, hash, ortto_id, run_id)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (instance, stream, key) DO UPDATE SET hash = excluded.hash,
                        ortto_id = COALESCE(excluded.ortto_id, records.ortto_id),
                        run_id = excluded.run_id""",
-                [(stream, key, digest, oid, self.run_id) for key, digest, oid in entries],
+                [
+                    (self.instance, stream, key, digest, oid, self.run_id)
+                    for key, digest, oid in entries
+                ],
             )
             db.executemany(
-                "DELETE FROM deletions WHERE stream = ? AND key = ?",
-                [(stream, key) for key, _, _ in entries],
+                "DELETE FROM deletions WHERE instance = ? AND stream = ? AND key = ?",
+                [(self.instance, stream, key) for key, _, _ in entries],
             )
 
     def ortto_id(self, stream: str, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT ortto_id FROM records WHERE stream = ? AND key = ?", (stream, key)
+        with self._reading() as db:
+            row = db.execute(
+                "SELECT ortto_id FROM records WHERE instance = ? AND stream = ? AND key = ?",
+                (self.instance, stream, key),
             ).fetchone()
         return row[0] if row else None
 
@@ -167,35 +224,38 @@ class Ledger:
         A key not seen whose Ortto record was seen under another key (its email was filled
         in, say) has not left.
         """
-        with self._lock:
-            return self._db.execute(
+        with self._reading() as db:
+            return db.execute(
                 """SELECT key, ortto_id FROM records
-                   WHERE stream = ? AND run_id != ? AND (ortto_id IS NULL OR ortto_id NOT IN (
+                   WHERE instance = :instance AND stream = :stream AND run_id != :run
+                   AND (ortto_id IS NULL OR ortto_id NOT IN (
                        SELECT ortto_id FROM records
-                       WHERE stream = ? AND run_id = ? AND ortto_id IS NOT NULL))""",
-                (stream, self.run_id, stream, self.run_id),
+                       WHERE instance = :instance AND stream = :stream AND run_id = :run
+                       AND ortto_id IS NOT NULL))""",
+                {"instance": self.instance, "stream": stream, "run": self.run_id},
             ).fetchall()
 
     def queue_deletions(self, stream: str, entries: Iterable[tuple[str, str | None]]) -> None:
         """Remember (key, Ortto ID) of records deleted at the source until they are applied."""
         with self._transaction() as db:
             db.executemany(
-                "INSERT OR REPLACE INTO deletions (stream, key, ortto_id) VALUES (?, ?, ?)",
-                [(stream, key, oid) for key, oid in entries],
+                """INSERT OR REPLACE INTO deletions (instance, stream, key, ortto_id)
+                   VALUES (?, ?, ?, ?)""",
+                [(self.instance, stream, key, oid) for key, oid in entries],
             )
 
     def queued_deletions(self, stream: str) -> list[tuple[str, str | None]]:
-        with self._lock:
-            return self._db.execute(
-                "SELECT key, ortto_id FROM deletions WHERE stream = ?", (stream,)
+        with self._reading() as db:
+            return db.execute(
+                "SELECT key, ortto_id FROM deletions WHERE instance = ? AND stream = ?",
+                (self.instance, stream),
             ).fetchall()
 
     def forget(self, stream: str, keys: Iterable[str]) -> None:
         """Drop records that were removed from Ortto (and their queued deletions)."""
-        keys = list(keys)
+        rows = [(self.instance, stream, key) for key in keys]
         with self._transaction() as db:
             for table in ("records", "deletions"):
                 db.executemany(
-                    f"DELETE FROM {table} WHERE stream = ? AND key = ?",
-                    [(stream, key) for key in keys],
+                    f"DELETE FROM {table} WHERE instance = ? AND stream = ? AND key = ?", rows
                 )
