@@ -97,8 +97,11 @@ def open_ledger(path: Path, instance: str) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise failure(path, exc) from None
-    db = sqlite3.connect(path, timeout=BUSY_SECONDS, check_same_thread=False, isolation_level=None)
+    db = None
     try:
+        db = sqlite3.connect(
+            path, timeout=BUSY_SECONDS, check_same_thread=False, isolation_level=None
+        )
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute("BEGIN IMMEDIATE")  # one run creates or upgrades it; the others wait
@@ -108,12 +111,10 @@ def open_ledger(path: Path, instance: str) -> sqlite3.Connection:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-    except sqlite3.Error as exc:
-        db.close()
-        raise failure(path, exc) from None
-    except LedgerError:
-        db.close()
-        raise
+    except (sqlite3.Error, LedgerError) as exc:
+        if db is not None:
+            db.close()
+        raise failure(path, exc) if isinstance(exc, sqlite3.Error) else exc from None
     return db
 
 
