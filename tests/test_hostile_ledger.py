@@ -244,3 +244,15 @@ def test_a_ledger_locked_mid_run_stops_it_with_a_message_and_no_state(sandbox, c
     assert isinstance(result.error, LedgerError)
     assert "stayed locked" in str(result.error)
     assert result.states == []
+
+
+def test_a_dry_run_claims_nothing_so_it_runs_beside_a_real_run(sandbox, config, monkeypatch):
+    monkeypatch.setattr(claims, "WAIT_SECONDS", 0.5)
+    first = started(config, people(2))
+
+    dry = run_target({**config, "dry_run": True}, messages(people(3)))
+    with redirect_stdout(io.StringIO()):
+        first.listen(lines([]))
+
+    assert dry.error is None
+    assert merged(sandbox) == 2

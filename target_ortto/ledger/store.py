@@ -97,25 +97,35 @@ def open_ledger(path: Path, instance: str) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise failure(path, exc) from None
-    db = None
     try:
         db = sqlite3.connect(
             path, timeout=BUSY_SECONDS, check_same_thread=False, isolation_level=None
         )
+    except sqlite3.Error as exc:
+        raise failure(path, exc) from None
+    try:
+        _prepare(db, path, instance)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _prepare(db: sqlite3.Connection, path: Path, instance: str) -> None:
+    """Write-ahead logging (runs read while another writes); the tables created or
+    upgraded in one transaction, by one run while the others wait."""
+    try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("BEGIN IMMEDIATE")  # one run creates or upgrades it; the others wait
+        db.execute("BEGIN IMMEDIATE")
         try:
             _create_or_upgrade(db, path, instance)
         except BaseException:
             db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
-    except (sqlite3.Error, LedgerError) as exc:
-        if db is not None:
-            db.close()
-        raise failure(path, exc) if isinstance(exc, sqlite3.Error) else exc from None
-    return db
+    except sqlite3.Error as exc:
+        raise failure(path, exc) from None
 
 
 def _create_or_upgrade(db: sqlite3.Connection, path: Path, instance: str) -> None:
