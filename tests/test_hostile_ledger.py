@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ def archived(sandbox: Sandbox) -> set[str]:
 
 
 @pytest.fixture
-def other_instance() -> Any:
+def other_instance() -> Iterator[Sandbox]:
     """Another Ortto instance: its own URL and key."""
     with Sandbox(api_key="other-key-8d2a71") as other:
         yield other

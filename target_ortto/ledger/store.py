@@ -76,10 +76,10 @@ class LedgerError(OrttoError):
 def failure(path: Path, exc: sqlite3.Error | OSError) -> LedgerError:
     """The message for an error SQLite (or the file system) raised about the ledger."""
     said = str(exc) if isinstance(exc, sqlite3.Error) else "unable to open database file"
-    problem = next((p for text, p in _PROBLEMS.items() if text in said), None)
+    problem = next((p.format(busy=BUSY_SECONDS) for t, p in _PROBLEMS.items() if t in said), None)
     if problem is None:
         problem = f"cannot be used ({exc}): check the file, or set ledger_path to another file"
-    return LedgerError(f"The ledger {str(path)!r} {problem.format(busy=BUSY_SECONDS)}.")
+    return LedgerError(f"The ledger {str(path)!r} {problem}.")
 
 
 def open_ledger(path: Path, instance: str) -> sqlite3.Connection:
