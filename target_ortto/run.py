@@ -11,7 +11,7 @@ from typing import Protocol
 
 from target_ortto.client import OrttoClient
 from target_ortto.dispatch import Dispatcher
-from target_ortto.ledger import Ledger
+from target_ortto.ledger import Ledger, instance_id
 from target_ortto.preflight import Preflight
 from target_ortto.report import JsonLinesFile, RunReport
 from target_ortto.settings import Settings
@@ -104,7 +104,9 @@ class Run:
                 request_log=self.request_log.write if self.request_log else None,
             )
             opened.callback(self.client.close)
-            self.ledger = Ledger(settings.ledger_path)
+            self.ledger = Ledger(
+                settings.ledger_path, instance_id(settings.base_url, settings.api_key)
+            )
             opened.callback(self.ledger.close)
             self.report = RunReport(
                 logger,
@@ -125,6 +127,13 @@ class Run:
             self._closing = opened.pop_all()
         self.report.client_stats = self.client.stats
         self.report.start_progress()
+
+    def claim(self, stream: str) -> None:
+        """At a stream's first SCHEMA, before anything of it is sent: no other run may sync
+        it with this ledger until this run closes. A dry run writes nothing, so claims
+        nothing."""
+        if not self.settings.dry_run:
+            self.ledger.claim(stream)
 
     def close(self) -> None:
         """Wait for requests in flight, log the summary, close files and connections."""

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
 import pytest
 from conftest import record_messages, run_target, schema_message, state_message
 
 from target_ortto.deletes import TooManyDeletesError
-from target_ortto.ledger import Ledger, ledger_key, payload_hash
+from target_ortto.ledger import Ledger, LedgerError, claims, instance_id, ledger_key, payload_hash
+from target_ortto.ledger.store import SCHEMA_VERSION
 
+INSTANCE = instance_id("https://api.ap3api.com", "a-key")
 PEOPLE = {
     "email": {"type": "string"},
     "first_name": {"type": ["string", "null"]},
@@ -290,11 +300,11 @@ def test_skip_unchanged_off_resends_everything(sandbox, config):
 
 
 def test_ledger_remembers_hashes_ids_and_runs(tmp_path):
-    first = Ledger(str(tmp_path / "l.sqlite"), run_id="r1")
+    first = Ledger(str(tmp_path / "l.sqlite"), INSTANCE, run_id="r1")
     key = ledger_key(("str::email", "a@b.co"))
     first.acknowledge("people", [(key, payload_hash({"a": 1}), "00ab")])
     first.close()
-    second = Ledger(str(tmp_path / "l.sqlite"), run_id="r2")
+    second = Ledger(str(tmp_path / "l.sqlite"), INSTANCE, run_id="r2")
 
     assert second.unchanged("people", {key: payload_hash({"a": 1})}) == {key}
     assert second.unchanged("people", {key: payload_hash({"a": 2})}) == set()
@@ -303,9 +313,9 @@ def test_ledger_remembers_hashes_ids_and_runs(tmp_path):
 
 
 def test_ledger_lists_keys_not_seen_this_run_and_forgets(tmp_path):
-    ledger = Ledger(str(tmp_path / "l.sqlite"), run_id="r1")
+    ledger = Ledger(str(tmp_path / "l.sqlite"), INSTANCE, run_id="r1")
     ledger.acknowledge("people", [("a", "h", None), ("b", "h", "00b")])
-    later = Ledger(str(tmp_path / "l.sqlite"), run_id="r2")
+    later = Ledger(str(tmp_path / "l.sqlite"), INSTANCE, run_id="r2")
     later.unchanged("people", {"a": "h"})
 
     assert later.not_seen("people") == [("b", "00b")]
@@ -320,7 +330,7 @@ def test_payload_hash_ignores_key_order_but_not_values():
 
 @pytest.mark.parametrize("count", [1, 1200])
 def test_ledger_handles_batches_larger_than_sqlite_parameter_limits(tmp_path, count):
-    ledger = Ledger(str(tmp_path / "l.sqlite"))
+    ledger = Ledger(str(tmp_path / "l.sqlite"), INSTANCE)
     entries = [(f"k{i}", "h", None) for i in range(count)]
     ledger.acknowledge("s", entries)
 
@@ -420,3 +430,130 @@ def test_update_mode_records_ortto_ignored_are_sent_again_next_run(sandbox, conf
     run_target(config, messages([{"email": "later@example.com", "first_name": "Later"}]))
 
     assert sandbox.store.find_person("later@example.com").fields["str::first"] == "Later"
+
+
+def test_rows_of_another_instance_are_invisible_to_this_one(tmp_path):
+    path = str(tmp_path / "l.sqlite")
+    first = Ledger(path, INSTANCE, run_id="r1")
+    first.acknowledge("people", [("a", "h", "00a")])
+    first.queue_deletions("people", [("b", None)])
+
+    for other in (
+        instance_id("https://api.ap3api.com", "another-key"),
+        instance_id("https://api.eu.ap3api.com", "a-key"),
+    ):
+        ledger = Ledger(path, other, run_id="r2")
+        assert ledger.unchanged("people", {"a": "h"}) == set()
+        assert ledger.known("people", ["a"]) == set()
+        assert ledger.ortto_id("people", "a") is None
+        assert ledger.not_seen("people") == []
+        assert ledger.queued_deletions("people") == []
+        ledger.forget("people", ["a", "b"])
+    later = Ledger(path, INSTANCE, run_id="r3")
+    assert later.not_seen("people") == [("a", "00a")]
+    assert later.queued_deletions("people") == [("b", None)]
+
+
+def test_an_instance_id_is_the_url_and_a_fingerprint_that_is_not_the_key():
+    key = "pk-3f9a0c7d5e1b4a2f"
+    made = instance_id("https://api.eu.ap3api.com/", key)
+
+    assert made.startswith("https://api.eu.ap3api.com ")
+    assert key not in made and hashlib.sha256(key.encode()).hexdigest()[:16] not in made
+    assert made == instance_id("https://api.eu.ap3api.com", key)
+    assert made != instance_id("https://api.eu.ap3api.com", key + "x")
+
+
+def test_an_unversioned_ledger_is_migrated_and_its_rows_go_to_the_instance_opening_it(tmp_path):
+    path = tmp_path / "l.sqlite"
+    with sqlite3.connect(path) as db:  # the ledger of target-ortto 0.2
+        db.executescript(
+            """CREATE TABLE records (stream TEXT NOT NULL, key TEXT NOT NULL, hash TEXT NOT NULL,
+                   ortto_id TEXT, run_id TEXT NOT NULL, PRIMARY KEY (stream, key)) WITHOUT ROWID;
+               CREATE TABLE deletions (stream TEXT NOT NULL, key TEXT NOT NULL, ortto_id TEXT,
+                   PRIMARY KEY (stream, key)) WITHOUT ROWID;
+               INSERT INTO records VALUES ('people', 'a', 'h', '00a', 'r0');
+               INSERT INTO deletions VALUES ('people', 'b', '00b');"""
+        )
+    db.close()
+
+    ledger = Ledger(str(path), INSTANCE, run_id="r1")
+    elsewhere = Ledger(str(path), instance_id("https://api.au.ap3api.com", "k"), run_id="r2")
+
+    assert ledger.unchanged("people", {"a": "h"}) == {"a"}
+    assert ledger.queued_deletions("people") == [("b", "00b")]
+    assert elsewhere.known("people", ["a"]) == set()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT value FROM meta").fetchall() == [(str(SCHEMA_VERSION),)]
+    db.close()
+
+
+def test_a_stream_claimed_by_a_live_run_is_refused_after_the_wait(tmp_path, monkeypatch):
+    monkeypatch.setattr(claims, "WAIT_SECONDS", 0.3)
+    path = str(tmp_path / "l.sqlite")
+    Ledger(path, INSTANCE, run_id="r1").claim("people")
+    second = Ledger(path, INSTANCE, run_id="r2")
+
+    with pytest.raises(LedgerError, match=r"Stream 'people' is being synced by another run"):
+        second.claim("people")
+    second.claim("accounts")  # other streams, and other instances, are free
+    Ledger(path, instance_id("https://api.eu.ap3api.com", "k"), run_id="r3").claim("people")
+
+
+def test_a_claim_released_within_the_wait_is_taken(tmp_path):
+    path = str(tmp_path / "l.sqlite")
+    first = Ledger(path, INSTANCE, run_id="r1")
+    first.claim("people")
+    threading.Timer(0.3, first.close).start()
+
+    Ledger(path, INSTANCE, run_id="r2").claim("people")
+
+
+@pytest.mark.parametrize(
+    ("host", "alive", "age"),
+    [
+        (claims.HOST, False, 0),  # its process ended (killed, crashed)
+        ("another-host", True, claims.STALE_SECONDS + 1),  # not refreshed for too long
+    ],
+)
+def test_a_claim_whose_run_is_gone_is_free(tmp_path, host, alive, age):
+    path = str(tmp_path / "l.sqlite")
+    Ledger(path, INSTANCE, run_id="r1")
+    pid = os.getpid() if alive else ended_pid()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO claims VALUES (?, 'people', 'r0', ?, ?, ?)",
+            (INSTANCE, host, pid, time.time() - age),
+        )
+    db.close()
+
+    Ledger(path, INSTANCE, run_id="r2").claim("people")
+
+
+def ended_pid() -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(done.stdout)
+
+
+def test_a_run_refreshes_its_claims_while_it_lasts(tmp_path, monkeypatch):
+    monkeypatch.setattr(claims, "HEARTBEAT_SECONDS", 0.05)
+    ledger = Ledger(str(tmp_path / "l.sqlite"), INSTANCE, run_id="r1")
+    ledger.claim("people")
+    with sqlite3.connect(ledger.path) as db:
+        db.execute("UPDATE claims SET heartbeat = 0")
+    db.close()
+    time.sleep(0.3)
+
+    with sqlite3.connect(ledger.path) as db:
+        (beat,) = db.execute("SELECT heartbeat FROM claims").fetchone()
+    db.close()
+    assert beat > time.time() - 5
+    ledger.close()
+    with sqlite3.connect(ledger.path) as db:
+        assert db.execute("SELECT count(*) FROM claims").fetchone() == (0,)
+    db.close()

@@ -68,6 +68,7 @@ class OrttoSink(BatchSink, Generic[ItemT]):
         super().__init__(target, stream_name, schema, key_properties)
         self._unparsed: tuple[int, str] | None = None  # (record id, why) from the SDK's parse
         self.run: Run = target.run
+        self.run.claim(stream_name)
         self.stream_settings = self.run.settings.stream(stream_name)
         # A drain fans out into up to `max_concurrency` requests of `batch_size` records.
         self.MAX_SIZE_DEFAULT = self.run.settings.batch_size * self.run.settings.max_concurrency * 2
