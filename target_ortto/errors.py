@@ -15,6 +15,10 @@ class ConfigError(OrttoError):
     """The settings are wrong; nothing was read or sent."""
 
 
+class InputError(OrttoError):
+    """A line of the tap's output is not a Singer message target-ortto can read."""
+
+
 class StreamError(OrttoError):
     """A stream cannot be loaded as declared (routing, schema, mapping)."""
 
