@@ -14,7 +14,7 @@ from singer_sdk.singerlib.exceptions import SingerReadError
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
-from target_ortto.errors import OrttoError, StreamError
+from target_ortto.errors import ConfigError, OrttoError, StreamError
 from target_ortto.messages import MessageReader
 from target_ortto.run import Run
 from target_ortto.settings import config_schema, parse_settings
@@ -80,8 +80,8 @@ class TargetOrtto(Target):
             super()._process_schema_message(message_dict)
             for stream_map in self.mapper.stream_maps[message_dict["stream"]]:
                 self._note_replication(stream_map.stream_alias)  # unchanged schema: no sink
-        except StreamError as exc:
-            raise StreamError(f"{str(exc).rstrip('. ')}. {self._written_so_far()}") from None
+        except (StreamError, ConfigError) as exc:  # routing and settings errors included
+            raise type(exc)(f"{str(exc).rstrip('. ')}. {self._written_so_far()}") from None
 
     def _note_replication(self, stream_name: str) -> None:
         """An incremental stream (`bookmark_properties`) re-reads only changed rows: rows it
@@ -93,10 +93,10 @@ class TargetOrtto(Target):
             raise StreamError(
                 f"Stream '{stream_name}' is set to full_snapshot: true, but its tap replicates "
                 "it incrementally (its SCHEMA has bookmark_properties), so every row this run "
-                "does not re-read would be removed from Ortto. Set the stream's "
-                "replication-method to FULL_TABLE in the tap (or let the tap send "
-                "ACTIVATE_VERSION with it), or remove full_snapshot and let deletions come "
-                "from _sdc_deleted_at."
+                "does not re-read would be removed from Ortto. Replicate the stream FULL_TABLE "
+                "in the tap (its SCHEMA then has no bookmark_properties; a tap that also sends "
+                "ACTIVATE_VERSION needs no full_snapshot), or remove full_snapshot and let "
+                "deletions come from _sdc_deleted_at."
             )
 
     def _written_so_far(self) -> str:

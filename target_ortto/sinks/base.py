@@ -141,7 +141,7 @@ class OrttoSink(BatchSink, Generic[ItemT]):
         missing = [k for k in self.key_properties if k not in record]
         if not missing:
             return None
-        line = getattr(self._input, "line_number", "?")
+        line = self._input.line_number
         reason = (
             f"the record (input line {line}) has no key property {', '.join(map(repr, missing))}"
         )
