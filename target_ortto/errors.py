@@ -12,7 +12,7 @@ class OrttoError(Exception):
 
 
 class ConfigError(OrttoError):
-    """The settings are wrong; nothing was read or sent."""
+    """The settings are wrong (found at start, or at the SCHEMA of the stream they concern)."""
 
 
 class InputError(OrttoError):

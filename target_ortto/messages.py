@@ -37,6 +37,13 @@ class MessageReader(SimpleSingerReader):
             message = _DECODER.decode(line)
         except msgspec.DecodeError as exc:
             raise self._error(f"not valid JSON ({exc}): {line[:200]!r}") from None
+        if (  # most lines: a well-formed RECORD, checked inline as it is the hot path
+            type(message) is dict
+            and message.get("type") == "RECORD"
+            and type(message.get("record")) is dict
+            and type(message.get("stream")) is str
+        ):
+            return message
         self._check(message)
         return message
 
@@ -48,13 +55,11 @@ class MessageReader(SimpleSingerReader):
             )
         kind = message.get("type")
         if kind == "RECORD" and isinstance(message.get("stream"), str):
-            if not isinstance(message.get("record"), dict):  # the hot path: one check
-                stream = message["stream"]
-                raise self._error(
-                    f"the RECORD of stream '{stream}' is {message.get('record')!r:.200}, "
-                    "not an object of columns"
-                )
-            return
+            stream = message["stream"]
+            raise self._error(
+                f"the RECORD of stream '{stream}' is {message.get('record')!r:.200}, "
+                "not an object of columns"
+            )
         if kind not in TYPES:
             found = "no message 'type'" if kind is None else f"unknown message type {kind!r:.80}"
             raise self._error(f"{found}; target-ortto reads {', '.join(TYPES)}")
