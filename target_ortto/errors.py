@@ -12,7 +12,11 @@ class OrttoError(Exception):
 
 
 class ConfigError(OrttoError):
-    """The settings are wrong; nothing was read or sent."""
+    """The settings are wrong (found at start, or at the SCHEMA of the stream they concern)."""
+
+
+class InputError(OrttoError):
+    """A line of the tap's output is not a Singer message target-ortto can read."""
 
 
 class StreamError(OrttoError):

@@ -129,9 +129,10 @@ def _same_name(field_id: str, existing: dict[str, str]) -> str | None:
 
 
 def _problem(plan: FieldPlan, what: str, lines: list[str], fix: str) -> str:
-    """One message for every field with the same problem, and how to fix them all."""
+    """One message for every field with the same problem, and how to fix them all. (What
+    the run wrote before is said where the SCHEMA is read: `TargetOrtto`.)"""
     listed = "\n".join(f"  - {line}" for line in lines)
-    return f"Stream '{plan.stream_name}': {what}:\n{listed}\nFix: {fix} Nothing was written."
+    return f"Stream '{plan.stream_name}': {what}:\n{listed}\nFix: {fix}"
 
 
 def _missing_message(plan: FieldPlan, missing: list[Column]) -> str:

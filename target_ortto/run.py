@@ -35,6 +35,8 @@ class Streams:
     def __init__(self) -> None:
         self._current: dict[str, StreamSink] = {}
         self._snapshots: set[str] = set()
+        self._incremental: set[str] = set()
+        self._sending: set[str] = set()
         self._finished: set[str] = set()
         self._dry_run_seen: dict[str, set[str]] = {}
         self._lock = threading.Lock()
@@ -58,9 +60,30 @@ class Streams:
         with self._lock:
             self._snapshots.add(stream)
 
+    def mark_incremental(self, stream: str) -> None:
+        """A SCHEMA of the stream had `bookmark_properties`: the tap sends only what
+        changed, so rows it did not send have not left (even if ACTIVATE_VERSION says so)."""
+        with self._lock:
+            self._incremental.add(stream)
+
     def is_snapshot(self, stream: str) -> bool:
         with self._lock:
-            return stream in self._snapshots
+            return stream in self._snapshots and stream not in self._incremental
+
+    def snapshot_ignored(self, stream: str) -> bool:
+        """ACTIVATE_VERSION came for a stream replicated incrementally."""
+        with self._lock:
+            return stream in self._snapshots and stream in self._incremental
+
+    def mark_sending(self, stream: str) -> None:
+        """Records of the stream went to Ortto in this run."""
+        with self._lock:
+            self._sending.add(stream)
+
+    def sending(self) -> list[str]:
+        """Streams whose records went to Ortto in this run, by name."""
+        with self._lock:
+            return sorted(self._sending)
 
     def finish_once(self, stream: str) -> bool:
         """True the first time a stream is finished: its removals are applied once."""

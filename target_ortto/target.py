@@ -4,38 +4,21 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from decimal import Decimal
 from functools import cached_property
 from itertools import groupby
 from typing import Any
 
-import msgspec
 from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
-from singer_sdk.singerlib.encoding import SimpleSingerReader
-from singer_sdk.singerlib.exceptions import InvalidInputLine, SingerReadError
+from singer_sdk.singerlib.exceptions import SingerReadError
 from singer_sdk.sinks import Sink
 from singer_sdk.target_base import Target
 
-from target_ortto.errors import OrttoError
+from target_ortto.errors import ConfigError, OrttoError, StreamError
+from target_ortto.messages import MessageReader
 from target_ortto.run import Run
 from target_ortto.settings import config_schema, parse_settings
 from target_ortto.sinks import SINK_KINDS, OrttoSink
-
-# Decimals as the SDK's reader makes them (`parse_float=Decimal`), about 4x faster than
-# `json.loads`: parsing the input is a large part of a target's CPU time per record.
-_DECODER = msgspec.json.Decoder(float_hook=Decimal)
-
-
-class MessageReader(SimpleSingerReader):
-    """The SDK's reader, parsing with msgspec, minus the traceback for a line not JSON."""
-
-    def deserialize_json(self, line: str) -> dict:
-        try:
-            return _DECODER.decode(line)
-        except msgspec.DecodeError as exc:
-            message = f"Input line is not valid JSON ({exc}): {line[:200]!r}"
-            raise InvalidInputLine(message) from None
 
 
 class TargetOrtto(Target):
@@ -60,6 +43,7 @@ class TargetOrtto(Target):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.settings = parse_settings(self.config)
+        self._bookmarked = False  # the SCHEMA being processed declares an incremental stream
 
     @cached_property
     def run(self) -> Run:
@@ -80,10 +64,50 @@ class TargetOrtto(Target):
         """On a new SCHEMA, first send what the stream's current sink holds: the SDK would
         otherwise let the new sink drain first, and older records overwrite newer ones."""
         current = self._sinks_active.get(stream_name)
-        if schema is not None and isinstance(current, OrttoSink):
-            current.drain_now()
+        if schema is not None:
+            self._note_replication(stream_name)
+            if isinstance(current, OrttoSink):
+                current.drain_now()
         return super().get_sink(
             stream_name, record=record, schema=schema, key_properties=key_properties
+        )
+
+    def _process_schema_message(self, message_dict: dict) -> None:
+        """A stream that cannot be loaded stops the run at its SCHEMA, saying truly what this
+        run had written by then (a schema change can come after many records)."""
+        self._bookmarked = bool(message_dict.get("bookmark_properties"))
+        try:
+            super()._process_schema_message(message_dict)
+            for stream_map in self.mapper.stream_maps[message_dict["stream"]]:
+                self._note_replication(stream_map.stream_alias)  # unchanged schema: no sink
+        except (StreamError, ConfigError) as exc:  # routing and settings errors included
+            raise type(exc)(f"{str(exc).rstrip('. ')}. {self._written_so_far()}") from None
+
+    def _note_replication(self, stream_name: str) -> None:
+        """An incremental stream (`bookmark_properties`) re-reads only changed rows: rows it
+        did not read have not left, so it is never a snapshot, whatever else says so."""
+        if not self._bookmarked:
+            return
+        self.run.streams.mark_incremental(stream_name)
+        if self.settings.stream(stream_name).full_snapshot:
+            raise StreamError(
+                f"Stream '{stream_name}' is set to full_snapshot: true, but its tap replicates "
+                "it incrementally (its SCHEMA has bookmark_properties), so every row this run "
+                "does not re-read would be removed from Ortto. Replicate the stream FULL_TABLE "
+                "in the tap (its SCHEMA then has no bookmark_properties; a tap that also sends "
+                "ACTIVATE_VERSION needs no full_snapshot), or remove full_snapshot and let "
+                "deletions come from _sdc_deleted_at."
+            )
+
+    def _written_so_far(self) -> str:
+        sent = self.run.streams.sending() if "run" in self.__dict__ else []
+        if not sent:
+            return "No records were written."
+        names = ", ".join(f"'{name}'" for name in sent)
+        return (
+            f"Records of {names} were already sent to Ortto earlier in this run (the Summary "
+            "says what Ortto took); only what the last emitted STATE covers is confirmed, and "
+            "the next run resumes from it."
         )
 
     def _write_state_message(self, state: dict) -> None:

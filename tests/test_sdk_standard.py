@@ -39,7 +39,9 @@ from singer_sdk.testing.target_tests import (
     TargetSchemaUpdates,
     TargetSpecialCharsInAttributes,
 )
+from singer_sdk.testing.templates import TargetFileTestTemplate
 
+from target_ortto.errors import InvalidRecordError
 from target_ortto.sandbox import Sandbox
 from target_ortto.target import TargetOrtto
 
@@ -181,7 +183,12 @@ class RecordBeforeSchema(ResetSandbox, TargetRecordBeforeSchemaTest):
 
 
 class RecordMissingKeyProperty(ResetSandbox, TargetRecordMissingKeyProperty):
-    pass
+    def test(self) -> None:
+        """The run stops with our error (naming stream, record and line) rather than the
+        SDK's, as a record without its key is an invalid record: under
+        `on_invalid_record: reject` it is set aside (tests/test_hostile_messages.py)."""
+        with pytest.raises(InvalidRecordError, match="no key property 'id'"):
+            TargetFileTestTemplate.test(self)
 
 
 StandardTests = get_target_test_class(

@@ -18,7 +18,6 @@ from singer_sdk.sinks import BatchSink
 
 from target_ortto import api, deletes
 from target_ortto.dispatch import wait_all
-from target_ortto.errors import StreamError
 from target_ortto.items import Deletion, Invalid, Item
 from target_ortto.ledger import ledger_key, payload_hash
 from target_ortto.run import Run
@@ -76,6 +75,8 @@ class OrttoSink(BatchSink, Generic[ItemT]):
         if self.stream_settings.full_snapshot:
             self.run.streams.mark_snapshot(stream_name)
         self._in_flight: list[tuple[set[Hashable], list[Future[None]]]] = []  # (keys, requests)
+        self._input = target.message_reader  # its line number names a record without a key
+        self._keys_not_in_schema = [k for k in self.key_properties if k not in schema["properties"]]
 
     # --- what each kind of sink provides ------------------------------------------------
 
@@ -146,9 +147,32 @@ class OrttoSink(BatchSink, Generic[ItemT]):
             return unparsed[1]
         return problem
 
+    def _singer_validate_message(self, record: dict) -> None:
+        """The SDK stops the run for a record without its key properties; `process_record`
+        checks them instead, so that `on_invalid_record: reject` applies."""
+
+    def _missing_key(self, record: Mapping[str, Any]) -> str | None:
+        missing = [k for k in self.key_properties if k not in record]
+        if not missing:
+            return None
+        line = self._input.line_number
+        reason = (
+            f"the record (input line {line}) has no key property {', '.join(map(repr, missing))}"
+        )
+        absent = [k for k in missing if k in self._keys_not_in_schema]
+        if absent:
+            reason += (
+                f" ({', '.join(map(repr, absent))} is not a column of the stream's schema "
+                "either: the tap's key_properties name a column it does not send)"
+            )
+        return (
+            f"{reason}; its columns: {sorted(record)[:20]}. Fix the tap's records or key_properties"
+        )
+
     def process_record(self, record: dict, context: dict) -> None:
         self.run.report.count(self.stream_name, "read")
-        problem = self.record_problem(record)
+        problem = self.record_problem(record)  # always: it consumes what was noted for it
+        problem = self._missing_key(record) or problem
         item = Invalid(problem, key=self.key_from(record)) if problem else self.map_record(record)
         if isinstance(item, Invalid):
             if item.key is not None:
@@ -185,6 +209,7 @@ class OrttoSink(BatchSink, Generic[ItemT]):
         if self.run.settings.dry_run:
             self._show_plan(pending)
             return
+        self.run.streams.mark_sending(self.stream_name)
         futures = self.run.dispatcher.submit_all(
             partial(self._send_and_account, chunk, send, hashes)
             for chunk, send in self.requests(pending)
@@ -216,13 +241,6 @@ class OrttoSink(BatchSink, Generic[ItemT]):
         while self._in_flight:
             wait_all(self._in_flight[0][1])
             del self._in_flight[0]
-
-    def process_batch_files(self, encoding: Any, files: Any) -> None:
-        raise StreamError(
-            f"Stream '{self.stream_name}': the tap sent BATCH messages, which target-ortto "
-            "does not read (each record must be mapped and acknowledged one by one). Turn "
-            "off the tap's batch mode (its `batch_config`)."
-        )
 
     def activate_version(self, new_version: int) -> None:
         """The tap sends (or is sending) its whole table: keys it does not send have left.
@@ -329,6 +347,13 @@ class OrttoSink(BatchSink, Generic[ItemT]):
         action = self.removal_action()
         if action == "none" or not self.run.streams.finish_once(self.stream_name):
             return
+        if self.run.streams.snapshot_ignored(self.stream_name):
+            self.logger.warning(
+                "Stream '%s': ACTIVATE_VERSION ignored for removals: its SCHEMA has "
+                "bookmark_properties (incremental), so rows this run did not read have not "
+                "left the source. Only records with _sdc_deleted_at are removed.",
+                self.stream_name,
+            )
         ledger = self.run.ledger
         entries = ledger.queued_deletions(self.stream_name)
         if self._is_snapshot:
