@@ -7,6 +7,7 @@ traceback, or, for a RECORD whose `record` is null, drop the record silently.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,19 @@ from target_ortto.errors import InputError
 # Decimals as the SDK's reader makes them (`parse_float=Decimal`), about 4x faster than
 # `json.loads`: parsing the input is a large part of a target's CPU time per record.
 _DECODER = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def _decode(line: str) -> Any:
+    """msgspec first (fast); the standard library for integers beyond 64 bits, which are
+    valid JSON (a 30-digit ID), so the record they are in is judged, not the line."""
+    try:
+        return _DECODER.decode(line)
+    except msgspec.DecodeError as exc:
+        if "out of range" not in str(exc):
+            raise
+        return json.loads(line, parse_float=Decimal)
+
+
 TYPES = ("SCHEMA", "RECORD", "STATE", "ACTIVATE_VERSION", "BATCH")
 _FIX = "Fix the tap (or whatever else writes to its output)."
 
@@ -34,9 +48,11 @@ class MessageReader(SimpleSingerReader):
     def deserialize_json(self, line: str) -> dict:
         self.line_number += 1
         try:
-            message = _DECODER.decode(line)
-        except msgspec.DecodeError as exc:
+            message = _decode(line)
+        except (msgspec.DecodeError, ValueError) as exc:
             raise self._error(f"not valid JSON ({exc}): {line[:200]!r}") from None
+        except RecursionError:
+            raise self._error(f"nested too deeply to read: {line[:200]!r}") from None
         if (  # most lines: a well-formed RECORD, checked inline as it is the hot path
             type(message) is dict
             and message.get("type") == "RECORD"

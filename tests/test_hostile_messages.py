@@ -211,3 +211,29 @@ def test_a_schema_refused_before_anything_was_sent_says_nothing_was(sandbox, con
     assert isinstance(result.error, (StreamError, ConfigError))
     assert str(result.error).endswith("No records were written.")
     assert not sandbox.store.people
+
+
+def test_an_integer_beyond_64_bits_is_judged_as_a_value_not_as_a_broken_line(
+    sandbox, config, tmp_path
+):
+    config["on_invalid_record"] = "reject"
+    schema = {"email": {"type": "string"}, "score": {"type": "integer"}}
+    records = [{"email": "a@example.com", "score": 10**30}, {"email": "b@example.com", "score": 1}]
+
+    done = run_cli(
+        config, [schema_message("people", schema), *record_messages("people", records)], tmp_path
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "score" in Path(config["rejected_records_path"]).read_text(encoding="utf-8")
+    assert sandbox.store.find_person("b@example.com") is not None
+
+
+def test_a_line_nested_too_deeply_to_read_stops_the_run_naming_its_line(config, tmp_path):
+    deep = "[" * 100_000 + "]" * 100_000
+    text = '{"type": "RECORD", "stream": "people", "record": {"x": ' + deep + "}}\n"
+
+    done = run_cli(config, text, tmp_path)
+
+    assert done.returncode == 1
+    assert "Input line 1" in done.stderr and "nested too deeply" in done.stderr
