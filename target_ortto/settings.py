@@ -319,6 +319,18 @@ def parse_settings(config: Mapping[str, Any], also_known: Iterable[str] = ()) ->
     return Settings(**parse_fields(Settings, config, ""))
 
 
+def _where(exc: ValueError) -> str:
+    """Where a file is not JSON, without quoting it (it may hold the key)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"line {exc.lineno}, column {exc.colno}"
+    return str(exc)
+
+
+def _not_json(constant: str) -> None:
+    """Python's json reads NaN and Infinity; JSON, and the SDK's reader, do not."""
+    raise ValueError(f"{constant} is not a JSON number")
+
+
 def read_config_files(paths: Iterable[str]) -> None:
     """Each `--config` file exists and holds a JSON object, or a `ConfigError` names it
     (the SDK would fail on it with a traceback)."""
@@ -327,14 +339,13 @@ def read_config_files(paths: Iterable[str]) -> None:
             continue
         try:
             with open(path, encoding="utf-8") as file:
-                config = json.load(file)
+                config = json.load(file, parse_constant=_not_json)
         except OSError as exc:
             raise ConfigError(f"Config file {path!r} cannot be read: {exc.strerror}.") from None
         except ValueError as exc:
             raise ConfigError(
-                f"Config file {path!r} is not JSON ({exc.__class__.__name__} at line "
-                f"{getattr(exc, 'lineno', '?')}); it must hold one object of settings, "
-                'such as {"api_key": "…"}.'
+                f"Config file {path!r} is not JSON ({_where(exc)}); it must hold one object "
+                'of settings, such as {"api_key": "…"}, with finite numbers.'
             ) from None
         if not isinstance(config, dict):
             raise ConfigError(

@@ -61,7 +61,7 @@ class TargetOrtto(Target):
     setting_names = tuple(config_jsonschema["properties"])
 
     @classproperty
-    def _env_var_config(cls) -> dict[str, Any]:  # noqa: N805 (the SDK's classproperty)
+    def _env_var_config(cls) -> dict[str, Any]:
         """Settings from TARGET_ORTTO_* variables, parsed strictly (`environment_config`)."""
         cls.append_builtin_config(cls.config_jsonschema)
         return environment_config(cls.config_jsonschema, cls._env_var_prefix)
