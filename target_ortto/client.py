@@ -238,9 +238,7 @@ class OrttoClient:
         """Ortto's words from an error body, minus the key if Ortto echoed it."""
         return redact(_message(answer), self._api_key)
 
-    def _retry_after(
-        self, method: str, path: str, response: httpx.Response, answer: Any
-    ) -> float:
+    def _retry_after(self, method: str, path: str, response: httpx.Response, answer: Any) -> float:
         """The wait a 429 asks for; one over `MAX_RETRY_AFTER`, or not finite, stops the run
         rather than sleeping for an hour (or for ever)."""
         wait = _retry_after(response, answer)

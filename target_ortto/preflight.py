@@ -103,9 +103,10 @@ class Preflight:
             if column.field_id in existing:
                 field_id = None
             elif exc.status is None or exc.status >= 500:
+                said = str(exc).rstrip(".")
                 raise StreamError(
                     f"Could not create the {obj.name} custom field {column.field_id} for "
-                    f"column '{column.name}': {exc}. Ortto did not answer (a network or server "
+                    f"column '{column.name}': {said}. Ortto did not answer (a network or server "
                     "failure, not a refusal): rerun; a field Ortto did create is found then."
                 ) from None
             else:
