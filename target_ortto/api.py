@@ -131,7 +131,9 @@ def _isolate(
                     "points at in the source data.",
                 ) from None
             answers.append(exc)
-    if all(isinstance(a, BadRequest) and str(a) == str(refused) for a in answers):
+    if refused.status == 400 and all(  # a 413 (too large) may well repeat in halves
+        isinstance(a, BadRequest) and str(a) == str(refused) for a in answers
+    ):
         raise _search_failed(
             refused,
             "both halves of it were refused the same way, so the request itself is at fault, "

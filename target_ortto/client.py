@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import httpx
 import msgspec
 
-from target_ortto.errors import ApiError, AuthError, redact, shown_url
+from target_ortto.errors import ApiError, AuthError, shown_url
 
 # httpx logs every request at INFO; our request log and progress lines say what matters.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -145,7 +145,7 @@ class OrttoClient:
         self.shown_url = shown_url(base_url)  # for messages: no `user:password@`
         self.region = region
         self.timeout = timeout
-        self._api_key = api_key
+        self._key = api_key.encode()
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.limiter = RateLimiter(requests_per_second, clock) if limiter is None else limiter
@@ -192,7 +192,8 @@ class OrttoClient:
                 continue
             finally:
                 self.guard.leave(bad=bad)
-            answer = _parse(content)
+            # Ortto may echo the key (in a 401 body, say): no quote of its words carries it.
+            answer = _parse(content.replace(self._key, b"[REDACTED]") if self._key else content)
             self._log(method, path, body, response.status_code, started, answer=answer)
             status = response.status_code
             if status < 300:
@@ -211,7 +212,7 @@ class OrttoClient:
                 continue
             if status in RETRYABLE_STATUS:
                 failures += 1
-                self._retry_or_raise(method, path, failures, f"HTTP {status} {self._said(answer)}")
+                self._retry_or_raise(method, path, failures, f"HTTP {status} {_message(answer)}")
                 continue
             raise self._error(method, path, status, answer)
 
@@ -233,10 +234,6 @@ class OrttoClient:
             return response, b"".join(chunks)
         finally:
             response.close()
-
-    def _said(self, answer: Any) -> str:
-        """Ortto's words from an error body, minus the key if Ortto echoed it."""
-        return redact(_message(answer), self._api_key)
 
     def _retry_after(self, method: str, path: str, response: httpx.Response, answer: Any) -> float:
         """The wait a 429 asks for; one over `MAX_RETRY_AFTER`, or not finite, stops the run
@@ -268,7 +265,7 @@ class OrttoClient:
         # instance); 403 is a key that authenticated but may not use the resource.
         if status == 401:
             return AuthError(
-                f"Ortto refused the API key (HTTP 401 at {where}: {self._said(answer)}). "
+                f"Ortto refused the API key (HTTP 401 at {where}: {_message(answer)}). "
                 f"Check api_key, and that region '{self.region}' ({self.shown_url}) is your "
                 "Ortto instance's region: a key works only in its own region (default, au "
                 "or eu).",
@@ -277,7 +274,7 @@ class OrttoClient:
         if status == 403:
             return AuthError(
                 f"Ortto accepted the API key but refused access (HTTP 403 at {where}: "
-                f"{self._said(answer)}). Ortto answers this when the account has expired, or "
+                f"{_message(answer)}). Ortto answers this when the account has expired, or "
                 "when the person who created the key's data source has left the Ortto "
                 "account: check the account in Ortto, and create a new Custom API data source "
                 "(Data sources > Custom API) for a new key if needed.",
@@ -289,9 +286,9 @@ class OrttoClient:
             )
         if status in {400, 413}:  # 413: a payload over 2 MB (unrecorded), split like a 400
             return BadRequest(
-                f"Ortto refused {where} (HTTP {status}): {self._said(answer)}", answer, status
+                f"Ortto refused {where} (HTTP {status}): {_message(answer)}", answer, status
             )
-        return ApiError(f"Ortto refused {where} (HTTP {status}): {self._said(answer)}", status)
+        return ApiError(f"Ortto refused {where} (HTTP {status}): {_message(answer)}", status)
 
     def _count(self, name: str) -> None:
         with self._stats_lock:

@@ -39,14 +39,6 @@ class AuthError(ApiError):
     """Ortto rejected the API key (wrong key, or a key of another region)."""
 
 
-def redact(text: str, *secrets: str) -> str:
-    """`text` with each secret (an API key Ortto echoed, say) replaced."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[REDACTED]")
-    return text
-
-
 def shown_url(url: object) -> str:
     """A URL as messages may show it: a `user:password@` in it replaced."""
     text = str(url)

@@ -119,6 +119,17 @@ def test_an_error_body_echoing_the_key_is_quoted_with_the_key_redacted(tmp_path,
     assert "key [REDACTED] is not valid here" in line
 
 
+def test_per_record_reasons_echoing_the_key_are_redacted_too():
+    details = [{"status": "invalid", "error": f"key {API_KEY} may not merge"}]
+    client, _ = scripted(
+        lambda people: httpx.Response(400, json={"error": "x", "details": details * len(people)})
+    )
+
+    outcomes = api.merge(client, PERSON, bodies(2), OPTIONS)
+
+    assert [o.error for o in outcomes] == ["key [REDACTED] may not merge"] * 2
+
+
 # ----- 429 waits -----
 
 
