@@ -321,7 +321,7 @@ class OrttoClient:
 
 def _parse(content: bytes) -> Any:
     try:
-        return json.loads(content) if content else None
+        return json.loads(content)
     except ValueError:
         return {"error": content[:500].decode("utf-8", "replace")}
 
