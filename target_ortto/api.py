@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from target_ortto.client import BadRequest, OrttoClient
+from target_ortto.client import BAD_REQUEST_BUDGET, BadRequest, OrttoClient
 from target_ortto.errors import ApiError, StreamError
 from target_ortto.objects import OrttoObject
 
@@ -62,8 +62,25 @@ def merge(
 
     A whole-request 400 with one `details` entry per record gives each record its reason;
     any other 400 is split in halves until the records at fault are isolated, so the
-    valid ones are still written.
+    valid ones are still written (see `_isolate` for how that search is bounded).
     """
+    try:
+        return merge_outcomes(_send_merge(client, obj, bodies, options), obj, len(bodies))
+    except BadRequest as exc:
+        return _isolate(client, obj, bodies, options, exc, [BISECT_BAD_REQUESTS])
+
+
+# Bad answers one bisection may cost: each counts towards Ortto's ban (15 in 15 s), so a
+# batch's search takes at most about two ban windows, and a storm of 400s ends in seconds.
+BISECT_BAD_REQUESTS = 2 * BAD_REQUEST_BUDGET
+
+
+def _send_merge(
+    client: OrttoClient,
+    obj: OrttoObject,
+    bodies: Sequence[Mapping[str, Any]],
+    options: MergeOptions,
+) -> Any:
     request = {
         obj.body_key: list(bodies),
         "merge_by": list(options.merge_by),
@@ -75,19 +92,69 @@ def merge(
         request["skip_non_existing"] = True
     if options.suppression_field:
         request["suppression_list_field_id"] = options.suppression_field
-    try:
-        answer = client.request("POST", obj.path("merge"), request)
-    except BadRequest as exc:
-        details = exc.body.get("details") if isinstance(exc.body, dict) else None
-        if isinstance(details, list) and len(details) == len(bodies):
-            return [outcome(entry, obj) for entry in details]
-        if len(bodies) == 1:
-            return [Outcome("invalid", error=str(exc))]
-        half = len(bodies) // 2
-        return merge(client, obj, bodies[:half], options) + merge(
-            client, obj, bodies[half:], options
+    return client.request("POST", obj.path("merge"), request)
+
+
+def _isolate(
+    client: OrttoClient,
+    obj: OrttoObject,
+    bodies: Sequence[Mapping[str, Any]],
+    options: MergeOptions,
+    refused: BadRequest,
+    budget: list[int],
+) -> list[Outcome]:
+    """Outcomes of records whose request Ortto refused, by splitting it in halves.
+
+    Two things stop the search, and the run: both halves refused just as their whole was
+    (the request, not a record, is at fault: a setting, or Ortto itself), and more bad
+    answers than `budget` (shared by the whole search) allows.
+    """
+    details = refused.body.get("details") if isinstance(refused.body, dict) else None
+    if isinstance(details, list) and len(details) == len(bodies):
+        return [outcome(entry, obj) for entry in details]
+    if len(bodies) == 1:
+        return [Outcome("invalid", error=str(refused))]
+    half = len(bodies) // 2
+    parts = (bodies[:half], bodies[half:])
+    answers: list[Any] = []
+    for part in parts:
+        try:
+            answers.append(merge_outcomes(_send_merge(client, obj, part, options), obj, len(part)))
+        except BadRequest as exc:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise _search_failed(
+                    refused,
+                    f"more than {BISECT_BAD_REQUESTS} of its parts were refused while looking "
+                    "for the records at fault (each refusal counts towards Ortto's ban of 15 "
+                    "bad requests in 15 s): lower batch_size, or fix what Ortto's message "
+                    "points at in the source data.",
+                ) from None
+            answers.append(exc)
+    if refused.status == 400 and all(  # a 413 (too large) may well repeat in halves
+        isinstance(a, BadRequest) and str(a) == str(refused) for a in answers
+    ):
+        raise _search_failed(
+            refused,
+            "both halves of it were refused the same way, so the request itself is at fault, "
+            "not particular records: check the stream's settings (merge_by, field_map, mode) "
+            "against Ortto's message.",
         )
-    return merge_outcomes(answer, obj, len(bodies))
+    outcomes: list[Outcome] = []
+    for part, answer in zip(parts, answers, strict=True):
+        if isinstance(answer, BadRequest):
+            outcomes += _isolate(client, obj, part, options, answer, budget)
+        else:
+            outcomes += answer
+    return outcomes
+
+
+def _search_failed(refused: BadRequest, why: str) -> ApiError:
+    """The bisection gave up: Ortto's refusal, why, and what to do."""
+    return ApiError(
+        f"{refused}; {why} Nothing after the last emitted STATE is confirmed; rerun once fixed.",
+        refused.status,
+    )
 
 
 def merge_outcomes(answer: Any, obj: OrttoObject, count: int) -> list[Outcome]:

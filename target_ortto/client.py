@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
+import ssl
 import threading
 import time
 from collections import deque
@@ -18,7 +20,7 @@ from typing import Any, Protocol
 import httpx
 import msgspec
 
-from target_ortto.errors import ApiError, AuthError
+from target_ortto.errors import ApiError, AuthError, shown_url
 
 # httpx logs every request at INFO; our request log and progress lines say what matters.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -30,6 +32,7 @@ BAD_REQUEST_WINDOW = 15.0  # Ortto bans an IP after 15 bad requests in 15 s ...
 BAD_REQUEST_BUDGET = 14  # ... so bad answers plus requests in flight stay below 15.
 MAX_RATE_LIMITED = 30  # 429s one request may meet; they cost time, never data.
 BACKOFF_CAP = 30.0
+MAX_RETRY_AFTER = 600.0  # a longer (or non-finite) wait Ortto asks for is a failure, not a sleep
 
 
 class Clock(Protocol):
@@ -139,7 +142,10 @@ class OrttoClient:
         clock: Clock = time,
     ) -> None:
         self.base_url = base_url
+        self.shown_url = shown_url(base_url)  # for messages: no `user:password@`
         self.region = region
+        self.timeout = timeout
+        self._key = api_key.encode()
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.limiter = RateLimiter(requests_per_second, clock) if limiter is None else limiter
@@ -171,7 +177,7 @@ class OrttoClient:
             started = self._clock.monotonic()
             bad = False
             try:
-                response = self._http.request(method, path, content=payload)
+                response, content = self._send(method, path, payload, started + self.timeout)
                 bad = 400 <= response.status_code < 500 and response.status_code != 429
             except httpx.LocalProtocolError:
                 raise ApiError(
@@ -180,12 +186,14 @@ class OrttoClient:
                 ) from None
             except httpx.TransportError as exc:
                 self._log(method, path, body, None, started, error=type(exc).__name__)
+                _refuse_tls_mismatch(exc, self.shown_url)
                 failures += 1
                 self._retry_or_raise(method, path, failures, type(exc).__name__)
                 continue
             finally:
                 self.guard.leave(bad=bad)
-            answer = _parse(response)
+            # Ortto may echo the key (in a 401 body, say): no quote of its words carries it.
+            answer = _parse(content.replace(self._key, b"[REDACTED]") if self._key else content)
             self._log(method, path, body, response.status_code, started, answer=answer)
             status = response.status_code
             if status < 300:
@@ -200,7 +208,7 @@ class OrttoClient:
                         "the data not yet written."
                     )
                 self._count("rate_limited")
-                self.limiter.pause(_retry_after(response, answer))
+                self.limiter.pause(self._retry_after(method, path, response, answer))
                 continue
             if status in RETRYABLE_STATUS:
                 failures += 1
@@ -208,10 +216,42 @@ class OrttoClient:
                 continue
             raise self._error(method, path, status, answer)
 
+    def _send(
+        self, method: str, path: str, payload: bytes, deadline: float
+    ) -> tuple[httpx.Response, bytes]:
+        """The answer and its body, read by `deadline`: httpx's timeout is per read, so a
+        body that trickles in would otherwise hold a request (and a thread) for ever."""
+        request = self._http.build_request(method, path, content=payload)
+        response = self._http.send(request, stream=True)
+        try:
+            chunks = []
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                if self._clock.monotonic() > deadline:
+                    raise httpx.ReadTimeout(
+                        f"the answer took over request_timeout={self.timeout}s", request=request
+                    )
+            return response, b"".join(chunks)
+        finally:
+            response.close()
+
+    def _retry_after(self, method: str, path: str, response: httpx.Response, answer: Any) -> float:
+        """The wait a 429 asks for; one over `MAX_RETRY_AFTER`, or not finite, stops the run
+        rather than sleeping for an hour (or for ever)."""
+        wait = _retry_after(response, answer)
+        if not math.isfinite(wait) or wait > MAX_RETRY_AFTER:
+            raise ApiError(
+                f"{method} {self.shown_url}{path}: Ortto answered 429 (rate limit) and asked to "
+                f"wait {wait} seconds, more than target-ortto waits ({MAX_RETRY_AFTER:.0f} s): "
+                "a daily or monthly quota may be used up, or the IP banned. Rerun later (it "
+                "resumes from the last STATE), and check the account's API usage in Ortto."
+            )
+        return wait
+
     def _retry_or_raise(self, method: str, path: str, failures: int, what: str) -> None:
         if failures > self.max_retries:
             raise ApiError(
-                f"{method} {self.base_url}{path} failed {failures} times (last: {what}); gave "
+                f"{method} {self.shown_url}{path} failed {failures} times (last: {what}); gave "
                 f"up after max_retries={self.max_retries}. Nothing after the last emitted STATE "
                 "is confirmed as written: rerun to resume from it."
             )
@@ -220,13 +260,13 @@ class OrttoClient:
         self._clock.sleep(delay * random.uniform(0.5, 1.0))
 
     def _error(self, method: str, path: str, status: int, answer: Any) -> ApiError:
-        where = f"{method} {self.base_url}{path}"
+        where = f"{method} {self.shown_url}{path}"
         # Ortto's error-responses page: 401 is a wrong key (or a key of another region's
         # instance); 403 is a key that authenticated but may not use the resource.
         if status == 401:
             return AuthError(
                 f"Ortto refused the API key (HTTP 401 at {where}: {_message(answer)}). "
-                f"Check api_key, and that region '{self.region}' ({self.base_url}) is your "
+                f"Check api_key, and that region '{self.region}' ({self.shown_url}) is your "
                 "Ortto instance's region: a key works only in its own region (default, au "
                 "or eu).",
                 status,
@@ -279,11 +319,30 @@ class OrttoClient:
             )
 
 
-def _parse(response: httpx.Response) -> Any:
+def _parse(content: bytes) -> Any:
     try:
-        return response.json()
+        return json.loads(content)
     except ValueError:
-        return {"error": response.text[:500]}
+        return {"error": content[:500].decode("utf-8", "replace")}
+
+
+def _refuse_tls_mismatch(exc: httpx.TransportError, url: str) -> None:
+    """A TLS failure is no passing fault: retrying it only delays the message."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLError):
+        cause = cause.__cause__ or cause.__context__
+    if cause is None:
+        return
+    reason = getattr(cause, "reason", None) or str(cause)
+    if reason in {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "HTTP_REQUEST"}:
+        raise ApiError(
+            f"{url} does not speak TLS ({reason}): the api_url says https:// but the port "
+            "answers plain http. Fix api_url (the port, or http:// for a local sandbox)."
+        ) from None
+    raise ApiError(
+        f"The TLS connection to {url} failed ({reason}): check api_url, and any proxy or "
+        "certificate in the way."
+    ) from None
 
 
 def _message(answer: Any) -> str:
@@ -298,14 +357,19 @@ def _message(answer: Any) -> str:
 
 
 def _retry_after(response: httpx.Response, answer: Any) -> float:
-    """Ortto's `error.try-in-seconds`, else a `Retry-After` header, else one second."""
+    """Ortto's `error.try-in-seconds`, else a `Retry-After` header, else one second (NaN and
+    infinity kept, for the caller to refuse)."""
     error = answer.get("error") if isinstance(answer, dict) else None
     if isinstance(error, dict) and error.get("try-in-seconds") is not None:
         try:
-            return max(0.0, float(error["try-in-seconds"]))
-        except (TypeError, ValueError):
+            return _not_negative(float(error["try-in-seconds"]))
+        except (TypeError, ValueError, OverflowError):
             pass
     try:
-        return max(0.0, float(response.headers.get("Retry-After", "1")))
+        return _not_negative(float(response.headers.get("Retry-After", "1")))
     except ValueError:
         return 1.0
+
+
+def _not_negative(seconds: float) -> float:
+    return 0.0 if seconds < 0 else seconds

@@ -6,6 +6,8 @@ message without a traceback and exits non-zero.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 
 class OrttoError(Exception):
     """An error with a message meant for the person running the pipeline."""
@@ -39,3 +41,12 @@ class ApiError(OrttoError):
 
 class AuthError(ApiError):
     """Ortto rejected the API key (wrong key, or a key of another region)."""
+
+
+def shown_url(url: object) -> str:
+    """A URL as messages may show it: a `user:password@` in it replaced."""
+    text = str(url)
+    parts = urlsplit(text)
+    if "@" not in parts.netloc:
+        return text
+    return parts._replace(netloc="[REDACTED]@" + parts.netloc.rsplit("@", 1)[1]).geturl()

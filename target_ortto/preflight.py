@@ -12,7 +12,7 @@ import threading
 
 from target_ortto import api
 from target_ortto.client import OrttoClient
-from target_ortto.errors import ApiError, StreamError
+from target_ortto.errors import ApiError, AuthError, StreamError
 from target_ortto.fields import Column, FieldPlan, readable_name
 from target_ortto.objects import OrttoObject
 
@@ -94,14 +94,29 @@ class Preflight:
         name = readable_name(column.field_id.split(":", 2)[2])
         try:
             field_id = api.create_custom_field(self.client, obj, name, column.display_type or "")
+        except AuthError:
+            raise
         except ApiError as exc:
-            raise StreamError(
-                f"Could not create the {obj.name} custom field {column.field_id} for column "
-                f"'{column.name}': {exc}. Ortto limits custom fields (about 100 for people and "
-                "25 for accounts on the Professional plan): drop unneeded columns with a stream "
-                "map, or create the field in Ortto."
-            ) from None
-        if field_id is None:  # made meanwhile (another run?): learn its type
+            # A create whose answer was lost (a dropped connection, then a retry Ortto
+            # refused) may have worked: only a field still missing is a failure.
+            existing.update(api.custom_fields(self.client, obj))
+            if column.field_id in existing:
+                field_id = None
+            elif exc.status is None or exc.status >= 500:
+                said = str(exc).rstrip(".")
+                raise StreamError(
+                    f"Could not create the {obj.name} custom field {column.field_id} for "
+                    f"column '{column.name}': {said}. Ortto did not answer (a network or server "
+                    "failure, not a refusal): rerun; a field Ortto did create is found then."
+                ) from None
+            else:
+                raise StreamError(
+                    f"Could not create the {obj.name} custom field {column.field_id} for "
+                    f"column '{column.name}': {exc}. Ortto limits custom fields (about 100 for "
+                    "people and 25 for accounts on the Professional plan): drop unneeded "
+                    "columns with a stream map, or create the field in Ortto."
+                ) from None
+        if field_id is None:  # made meanwhile (another run, or a lost answer): learn its type
             existing.update(api.custom_fields(self.client, obj))
             have = existing.get(column.field_id)
             if have is None or not _compatible(column.display_type or "", have):

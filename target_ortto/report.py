@@ -15,7 +15,7 @@ from typing import Any
 
 from singer_sdk.singerlib.json import serialize_json
 
-from target_ortto.errors import InvalidRecordError
+from target_ortto.errors import ConfigError, InvalidRecordError
 
 # Counter name -> how the summary says it, in the order it says them.
 SUMMARY_COUNTS = {
@@ -39,11 +39,15 @@ PROGRESS_EVERY = 10.0
 
 
 class JsonLinesFile:
-    """Append-only JSON Lines file, opened on first write, safe across threads."""
+    """Append-only JSON Lines file, opened on first write, safe across threads.
 
-    def __init__(self, path: str, redact: str | None = None) -> None:
+    `check()` at run start: the first write may come after Ortto applied a request, too
+    late to find the path unwritable."""
+
+    def __init__(self, path: str, redact: str | None = None, setting: str = "") -> None:
         self.path = Path(path)
         self._redact = redact
+        self._setting = setting
         self._file: Any = None
         self._lock = threading.Lock()
 
@@ -57,6 +61,27 @@ class JsonLinesFile:
                 self._file = self.path.open("a", encoding="utf-8")
             self._file.write(line + "\n")
             self._file.flush()
+
+    def check(self) -> None:
+        """Raise `ConfigError` naming the setting if the file cannot be appended to; a file
+        (or folder) made only to find out is removed again."""
+        made = [p for p in (self.path, *self.path.parents) if not p.exists()]
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise ConfigError(
+                f"Setting '{self._setting}' ({self.path}) cannot be written: "
+                f"{exc.strerror or exc}. Choose a file path in a writable folder; nothing was "
+                "sent to Ortto."
+            ) from None
+        finally:
+            for path in made:  # the file first, then its new folders, innermost first
+                if path.is_dir():
+                    path.rmdir()
+                elif path.exists():
+                    path.unlink()
 
     def close(self) -> None:
         with self._lock:

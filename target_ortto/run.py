@@ -110,10 +110,18 @@ class Run:
         self.streams = Streams()
         with ExitStack() as opened:  # a part failing to open closes those before it
             self.request_log = (
-                JsonLinesFile(settings.request_log_path, redact=settings.api_key)
+                JsonLinesFile(settings.request_log_path, settings.api_key, "request_log_path")
                 if settings.request_log_path
                 else None
             )
+            rejected = (
+                JsonLinesFile(settings.rejected_records_path, setting="rejected_records_path")
+                if settings.on_invalid_record == "reject"
+                else None
+            )
+            for output in (self.request_log, rejected):
+                if output is not None:
+                    output.check()
             if self.request_log is not None:
                 opened.callback(self.request_log.close)
             self.client = OrttoClient(
@@ -134,11 +142,7 @@ class Run:
             self.report = RunReport(
                 logger,
                 on_invalid_record=settings.on_invalid_record,
-                rejected=(
-                    JsonLinesFile(settings.rejected_records_path)
-                    if settings.on_invalid_record == "reject"
-                    else None
-                ),
+                rejected=rejected,
                 max_rejected=settings.max_rejected_records,
             )
             opened.callback(self.report.finish)

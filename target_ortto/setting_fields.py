@@ -6,12 +6,16 @@ settings class, its JSON schema (`object_schema`) and the parsing of a config in
 from __future__ import annotations
 
 import copy
+import math
+import os
 import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
 from functools import cache
 from typing import Any
+
+from singer_sdk.configuration._dict_config import parse_environment_config
 
 from target_ortto.errors import ConfigError
 
@@ -154,19 +158,27 @@ def choice(name: str, value: Any, choices: tuple[str, ...] | Mapping[str, Any]) 
     return value
 
 
+TRUE, FALSE = frozenset({"true", "1", "yes"}), frozenset({"false", "0", "no"})
+
+
 def _boolean(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
-        return value.lower() in {"true", "1", "yes"}
-    raise ConfigError(f"Setting '{name}' must be true or false, got {value!r}.")
+    if isinstance(value, str) and value.strip().lower() in TRUE | FALSE:
+        return value.strip().lower() in TRUE
+    raise ConfigError(
+        f"Setting '{name}' must be true or false (also 1/0, yes/no), got {value!r}: "
+        "anything else is refused rather than guessed."
+    )
 
 
 def _number(name: str, value: Any, kind: type, spec: Spec) -> Any:
     try:
         number = kind(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = None
+    if number is not None and not math.isfinite(number):
+        number = None  # NaN passes every bound check, infinity most
     low, above, high = spec.minimum, spec.exclusive_minimum, spec.maximum
     if (
         number is None
@@ -183,3 +195,42 @@ def _number(name: str, value: Any, kind: type, spec: Spec) -> Any:
             limit = f" greater than {above}" if above is not None else ""
         raise ConfigError(f"Setting '{name}' must be a number{limit}, got {value!r}.")
     return number
+
+
+def environment_config(schema: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+    """Settings from `<prefix><NAME>` variables, for every setting in `schema` (the SDK's
+    built-in ones too). The SDK's own parsing reads any boolean text but true/1/yes/on as
+    false (so `DRY_RUN=Y` would write) and fails on a bad integer or JSON with a traceback:
+    here booleans and integers are parsed strictly, and every failure names its variable."""
+    properties = schema.get("properties", {})
+    # The SDK's parsing first, one setting at a time: it also loads a .env file.
+    values: dict[str, Any] = {}
+    for name, prop in properties.items():
+        if _env_kind(prop) is None:
+            try:
+                values.update(parse_environment_config({"properties": {name: prop}}, prefix))
+            except ValueError:
+                raise ConfigError(
+                    f"Setting '{_variable(prefix, name)}' must be JSON (a list or object)."
+                ) from None
+    for name, prop in properties.items():
+        kind, variable = _env_kind(prop), _variable(prefix, name)
+        if kind is not None and variable in os.environ:
+            text = os.environ[variable]
+            values[name] = (
+                _boolean(variable, text) if kind is bool else _number(variable, text, int, Spec(""))
+            )
+    return values
+
+
+def _variable(prefix: str, name: str) -> str:
+    return prefix + name.upper().replace("-", "_")
+
+
+def _env_kind(prop: Mapping[str, Any]) -> type | None:
+    """bool or int for a boolean or integer setting (that takes no text), else None."""
+    kinds = prop.get("type", [])
+    kinds = {kinds} if isinstance(kinds, str) else set(kinds)
+    if "string" in kinds:
+        return None
+    return bool if "boolean" in kinds else int if "integer" in kinds else None

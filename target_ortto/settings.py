@@ -10,12 +10,15 @@ combinations) is a field's `parse` hook or `_stream_settings`.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlsplit
 
-from target_ortto.errors import ConfigError
+import phonenumbers
+
+from target_ortto.errors import ConfigError, shown_url
 from target_ortto.objects import FIND_STRATEGIES, MERGE_OBJECTS, OBJECT_NAMES, infer_object
 from target_ortto.setting_fields import REQUIRED, choice, object_schema, parse_fields, setting
 
@@ -52,7 +55,7 @@ def _api_url(name: str, value: Any) -> str | None:
         return None
     parts = urlsplit(str(value))
     if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigError(f"Setting '{name}' must be an http(s) URL, got {value!r}.")
+        raise ConfigError(f"Setting '{name}' must be an http(s) URL, got {shown_url(value)!r}.")
     if parts.scheme == "http" and not _is_loopback(parts.hostname):
         raise ConfigError(
             f"Setting '{name}' may use plain http:// only for a local host (127.0.0.1, "
@@ -71,12 +74,14 @@ def _is_loopback(host: str) -> bool:
 
 
 def _country(name: str, value: Any) -> str | None:
-    if value is not None and (not isinstance(value, str) or len(value) != 2):
+    if value is None:
+        return None
+    if not isinstance(value, str) or value.upper() not in phonenumbers.SUPPORTED_REGIONS:
         raise ConfigError(
-            f"Setting '{name}' must be a two-letter country code such as 'AU' or 'US', "
-            f"got {value!r}."
+            f"Setting '{name}' must be a two-letter country code with phone numbers, such as "
+            f"'AU' or 'US' (ISO 3166), got {value!r}."
         )
-    return value.upper() if value else None
+    return value.upper()
 
 
 def _merge_by(name: str, value: Any) -> tuple[str, ...]:
@@ -299,9 +304,54 @@ class Settings:
         return obj
 
 
-def parse_settings(config: Mapping[str, Any]) -> Settings:
-    """Build `Settings` from the plugin config, or raise `ConfigError` saying what to fix."""
+def parse_settings(config: Mapping[str, Any], also_known: Iterable[str] = ()) -> Settings:
+    """Build `Settings` from the plugin config, or raise `ConfigError` saying what to fix.
+
+    A key that is no setting of ours nor in `also_known` (the SDK's built-in settings) is
+    a typo, refused rather than silently left at its default."""
+    known = {f.name for f in fields(Settings)} | set(also_known)
+    unknown = sorted(str(key) for key in set(config) - known)
+    if unknown:
+        raise ConfigError(
+            f"Unknown settings {unknown} (a typo?); target-ortto's settings are listed by "
+            "`target-ortto --about` and in the README."
+        )
     return Settings(**parse_fields(Settings, config, ""))
+
+
+def _where(exc: ValueError) -> str:
+    """Where a file is not JSON, without quoting it (it may hold the key)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"line {exc.lineno}, column {exc.colno}"
+    return str(exc)
+
+
+def _not_json(constant: str) -> None:
+    """Python's json reads NaN and Infinity; JSON, and the SDK's reader, do not."""
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def read_config_files(paths: Iterable[str]) -> None:
+    """Each `--config` file exists and holds a JSON object, or a `ConfigError` names it
+    (the SDK would fail on it with a traceback)."""
+    for path in paths:
+        if path == "ENV":
+            continue
+        try:
+            with open(path, encoding="utf-8") as file:
+                config = json.load(file, parse_constant=_not_json)
+        except OSError as exc:
+            raise ConfigError(f"Config file {path!r} cannot be read: {exc.strerror}.") from None
+        except ValueError as exc:
+            raise ConfigError(
+                f"Config file {path!r} is not JSON ({_where(exc)}); it must hold one object "
+                'of settings, such as {"api_key": "…"}, with finite numbers.'
+            ) from None
+        if not isinstance(config, dict):
+            raise ConfigError(
+                f"Config file {path!r} must hold one JSON object of settings, not "
+                f"{type(config).__name__}."
+            )
 
 
 def config_schema() -> dict[str, Any]:

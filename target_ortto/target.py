@@ -8,7 +8,9 @@ from functools import cached_property
 from itertools import groupby
 from typing import Any
 
+import click
 from singer_sdk.exceptions import ConfigValidationError, SingerSDKError
+from singer_sdk.helpers._classproperty import classproperty
 from singer_sdk.helpers.capabilities import PluginCapabilities, TargetCapabilities
 from singer_sdk.singerlib.exceptions import SingerReadError
 from singer_sdk.sinks import Sink
@@ -17,7 +19,8 @@ from singer_sdk.target_base import Target
 from target_ortto.errors import ConfigError, OrttoError, StreamError
 from target_ortto.messages import MessageReader
 from target_ortto.run import Run
-from target_ortto.settings import config_schema, parse_settings
+from target_ortto.setting_fields import environment_config
+from target_ortto.settings import config_schema, parse_settings, read_config_files
 from target_ortto.sinks import SINK_KINDS, OrttoSink
 
 
@@ -40,9 +43,21 @@ class TargetOrtto(Target):
     # The SDK appends its built-in settings to `config_jsonschema` in place; these are ours.
     setting_names = tuple(config_jsonschema["properties"])
 
+    @classproperty
+    def _env_var_config(cls) -> dict[str, Any]:
+        """Settings from TARGET_ORTTO_* variables, parsed strictly (`environment_config`)."""
+        cls.append_builtin_config(cls.config_jsonschema)
+        return environment_config(cls.config_jsonschema, cls._env_var_prefix)
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        """Our checks before the SDK's schema: ours name the fix, and never quote a secret
+        (the SDK's schema errors quote the value, e.g. an api_key that is a number)."""
+        self.append_builtin_config(self.config_jsonschema)
+        self.settings = parse_settings(self.config, self.config_jsonschema["properties"])
+        return super()._validate_config(raise_errors=raise_errors)
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.settings = parse_settings(self.config)
         self._bookmarked = False  # the SCHEMA being processed declares an incremental stream
 
     @cached_property
@@ -151,6 +166,17 @@ class TargetOrtto(Target):
         if "run" in self.__dict__:
             self.run.dispatcher.stop()  # queued requests are not sent
         raise SystemExit(128 + signum)
+
+    @classmethod
+    def cb_config(cls, ctx: click.Context, param: click.Option, value: tuple[str, ...]) -> Any:
+        """`--config` files are read here, before `invoke`: one that is missing, empty or
+        not a JSON object ends the run with a message naming it, not a traceback."""
+        try:
+            read_config_files(value)
+        except ConfigError as exc:
+            cls.logger.error("%s", exc)
+            ctx.exit(1)
+        return super().cb_config(ctx, param, value)
 
     @classmethod
     def invoke(cls, *args: Any, **kwargs: Any) -> None:
