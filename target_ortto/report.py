@@ -29,7 +29,8 @@ SUMMARY_COUNTS = {
     "cleared": "cleared",
     "archived": "archived",
     "deleted": "deleted",
-    "kept": "kept (deleted at source; delete_behavior none)",
+    "kept": "kept (deleted at source; delete_behavior none, or baseline)",
+    "baselined": "recorded as already in Ortto (baseline; nothing sent)",
     "planned": "would send",
     "planned_deletes": "would remove",
 }

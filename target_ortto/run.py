@@ -149,7 +149,10 @@ class Run:
             self.dispatcher = Dispatcher(settings.max_concurrency)
             opened.callback(self.dispatcher.close)  # first: answers still update the rest
             self.preflight = Preflight(
-                self.client, logger, create=settings.create_custom_fields, dry_run=settings.dry_run
+                self.client,
+                logger,
+                create=settings.create_custom_fields,
+                dry_run=settings.dry_run or settings.baseline,  # both write nothing to Ortto
             )
             self._closing = opened.pop_all()
         self.report.client_stats = self.client.stats

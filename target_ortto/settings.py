@@ -270,6 +270,11 @@ class Settings:
     skip_unchanged: bool = setting(
         True, "Don't resend a record whose payload is unchanged since last written."
     )
+    baseline: bool = setting(
+        False,
+        "Record every record in the ledger as already in Ortto, sending nothing (for data "
+        "Ortto already holds); the next run sends only changes. Nothing is removed.",
+    )
     streams: Mapping[str, StreamSettings] = setting(
         {},
         "Per-stream settings keyed by stream name: "

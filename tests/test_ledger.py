@@ -557,3 +557,35 @@ def test_a_run_refreshes_its_claims_while_it_lasts(tmp_path, monkeypatch):
     with sqlite3.connect(ledger.path) as db:
         assert db.execute("SELECT count(*) FROM claims").fetchone() == (0,)
     db.close()
+
+
+def test_a_baseline_run_sends_nothing_and_the_next_run_sends_only_changes(sandbox, config):
+    config["streams"] = {"people": {"full_snapshot": True, "delete_behavior": "delete"}}
+    seed = {"people": [{"fields": {"str::email": f"p{i}@example.com"}} for i in range(5)]}
+    sandbox.store.merge("person", {**seed, "merge_by": ["str::email"]})
+    gone = {"email": "p4@example.com", "_sdc_deleted_at": "2026-11-01T00:00:00Z"}
+
+    baseline = run_target({**config, "baseline": True}, messages([*people(4), gone]))
+
+    assert baseline.error is None and baseline.states == [{"done": 5}]
+    writes = [r for r in sandbox.requests if not r.path.endswith("/get")]
+    assert writes == []
+    assert baseline.target.run.report.counts["people"]["baselined"] == 4
+    assert len(sandbox.store.people) == 5  # nothing removed either
+    mark = len(sandbox.requests)
+
+    rerun = run_target(config, messages(people(4, changed=1)))
+
+    assert rerun.error is None
+    merges = [r.body for r in sandbox.requests[mark:] if r.path == "/v1/person/merge"]
+    sent = {p["fields"]["str::email"] for body in merges for p in body["people"]}
+    assert sent == {"p0@example.com"}
+    assert sandbox.store.find_person("p0@example.com").fields["str::first"] == "New"
+
+
+def test_a_person_only_baselined_is_never_created_subscribed(sandbox, config):
+    run_target({**config, "baseline": True}, messages(people(1)))
+
+    run_target(config, messages(people(1, changed=1)))  # not in Ortto after all
+
+    assert sandbox.store.find_person("p0@example.com").fields["bol::p"] is False

@@ -163,14 +163,17 @@ class Ledger:
         return same
 
     def known(self, stream: str, keys: list[str]) -> set[str]:
-        """Keys of `keys` whose record Ortto acknowledged in an earlier request."""
+        """Keys of `keys` whose record Ortto acknowledged with its ID in an earlier request.
+
+        Without an ID (a `baseline` row, an async merge) it is not known that Ortto has the
+        record: a merge for it may create the person, so it counts as unknown."""
         found: set[str] = set()
         with self._reading() as db:
             for chunk in _chunks(keys):
                 marks = ",".join("?" * len(chunk))
                 rows = db.execute(
-                    f"""SELECT key FROM records
-                        WHERE instance = ? AND stream = ? AND key IN ({marks})""",
+                    f"""SELECT key FROM records WHERE instance = ? AND stream = ?
+                        AND ortto_id IS NOT NULL AND key IN ({marks})""",
                     [self.instance, stream, *chunk],
                 )
                 found.update(key for (key,) in rows)

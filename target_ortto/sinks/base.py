@@ -209,6 +209,9 @@ class OrttoSink(BatchSink, Generic[ItemT]):
         if self.run.settings.dry_run:
             self._show_plan(pending)
             return
+        if self.run.settings.baseline:
+            self._record_as_in_ortto(pending, hashes)
+            return
         self.run.streams.mark_sending(self.stream_name)
         futures = self.run.dispatcher.submit_all(
             partial(self._send_and_account, chunk, send, hashes)
@@ -323,6 +326,18 @@ class OrttoSink(BatchSink, Generic[ItemT]):
                 reason = f"Ortto answered '{outcome.status}': {outcome.error}"
                 report.invalid(self.stream_name, self.describe(record), reason, record)
 
+    def _record_as_in_ortto(
+        self, pending: list[tuple[ItemT, dict]], hashes: dict[str, str]
+    ) -> None:
+        """`baseline`: the ledger takes the records as acknowledged, without their Ortto IDs
+        (looked up when a removal needs one), so the next run sends only changes."""
+        entries = []
+        for item, _ in pending:
+            key = ledger_key(item.key)
+            entries.append((key, hashes.get(key) or payload_hash(self.payload(item)), None))
+        self.run.ledger.acknowledge(self.stream_name, entries)
+        self.run.report.count(self.stream_name, "baselined", len(entries))
+
     def _show_plan(self, pending: list[tuple[ItemT, dict]]) -> None:
         self.run.report.count(self.stream_name, "planned", len(pending))
         for item, _ in pending[: max(0, DRY_RUN_SAMPLES - self._samples_shown)]:
@@ -332,7 +347,7 @@ class OrttoSink(BatchSink, Generic[ItemT]):
     def _queue_deletions(self, deletions: list[Deletion]) -> None:
         """Deletions are applied at the stream's end, after the max_deletes check; until
         then they wait in the ledger, so a STATE emitted meanwhile cannot lose them."""
-        if self.stream_settings.delete_behavior == "none":
+        if self.stream_settings.delete_behavior == "none" or self.run.settings.baseline:
             self.run.report.count(self.stream_name, "kept", len(deletions))
             return
         keys = [ledger_key(d.key) for d in deletions]
@@ -345,7 +360,9 @@ class OrttoSink(BatchSink, Generic[ItemT]):
     def finish_stream(self) -> None:
         """Apply queued deletions and, for full snapshots, remove what left the source."""
         action = self.removal_action()
-        if action == "none" or not self.run.streams.finish_once(self.stream_name):
+        if action == "none" or self.run.settings.baseline:
+            return
+        if not self.run.streams.finish_once(self.stream_name):
             return
         if self.run.streams.snapshot_ignored(self.stream_name):
             self.logger.warning(

@@ -76,9 +76,9 @@ class MergeSink(OrttoSink[MergeRecord]):
     def setup(self) -> None:
         super().setup()
         created = self.run.preflight.check(self.plan)
-        if created and self.run.settings.dry_run:
+        if created and self.run.preflight.dry_run:
             fields = [c.field_id for c in created]
-            self.logger.info("Dry run: would create custom fields %s", fields)
+            self.logger.info("Dry run or baseline: would create custom fields %s", fields)
 
     def key_from(self, record: Mapping[str, Any]) -> Hashable | None:
         return self.plan.key_from(record)
@@ -145,7 +145,9 @@ class MergeSink(OrttoSink[MergeRecord]):
         if again:
             merged = api.merge(client, self.obj, [bodies[i] for i in again], self.options)
             for index, outcome in zip(again, merged, strict=True):
-                outcomes[index] = outcome
+                # An async overwrite answers without IDs; the first answer had them.
+                ortto_id = outcome.ortto_id or outcomes[index].ortto_id
+                outcomes[index] = replace(outcome, ortto_id=ortto_id)
         return outcomes
 
     def remove_left(self, entries: list[tuple[str, str | None]]) -> None:
