@@ -39,7 +39,7 @@ def _api_key(name: str, value: Any) -> str:
         raise ConfigError(
             f"Setting '{name}' is required, as text: the private key of an Ortto custom API "
             "data source (Ortto: Data sources > Custom API). Set TARGET_ORTTO_API_KEY or "
-            f"`meltano config target-ortto set {name}`."
+            f"`meltano config set target-ortto {name}`."
         )
     value = value.strip()
     if not value.isascii() or not value.isprintable() or " " in value:
