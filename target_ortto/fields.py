@@ -116,6 +116,7 @@ class FieldPlan:
                     f"have: {unknown}. Its columns are: {sorted(properties)}."
                 )
         columns: list[Column] = []
+        named: set[str] = set()  # columns that become custom fields the target names
         tag_columns: dict[str, str] = {}
         source_ip_column = None
         for name, prop in properties.items():
@@ -140,8 +141,8 @@ class FieldPlan:
                 columns.append(Column(name, field_id, builtin_converter(field_id, prop, phone)))
             else:
                 columns.append(_custom_column(obj, stream_name, name, prop, field_types.get(name)))
-        custom = {c.name for c in columns if c.display_type is not None}
-        not_custom = sorted(set(field_types) - custom)
+                named.add(name)
+        not_custom = sorted(set(field_types) - named)
         if not_custom:
             raise StreamError(
                 f"Stream '{stream_name}': field_types names {not_custom}, which do not become "
