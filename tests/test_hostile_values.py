@@ -321,3 +321,16 @@ def test_text_too_long_for_a_text_field_is_rejected_naming_the_setting_that_fixe
     assert row["reason"].startswith("column 'bio' -> str:cm:bio: text of 256 characters")
     assert 'streams.people.field_types: {"bio": "large_text"}' in row["reason"]
     assert "existing txt: field" in row["reason"]
+
+
+def test_field_types_keeps_the_clash_report_for_a_same_named_field_of_another_type(sandbox, config):
+    sandbox.store.add_custom_field("person", "str:cm:bio", "Bio", "text")
+    config["streams"] = {"people": {"field_types": {"bio": "large_text"}}}
+    schema = schema_message("people", {"email": {"type": "string"}, "bio": {"type": "string"}})
+    records = record_messages("people", [{"email": EMAIL, "bio": "x" * 300}])
+
+    result = run_target(config, [schema, *records])
+
+    assert isinstance(result.error, StreamError) and "another type" in str(result.error)
+    assert "txt:cm:bio" in str(result.error)
+    assert sandbox.store.people == {}
