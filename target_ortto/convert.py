@@ -9,6 +9,7 @@ person can act on. Formats follow Ortto's field types (../shared/reference/ortto
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import unicodedata
 from collections.abc import Callable
@@ -190,9 +191,24 @@ def to_geo(value: Any) -> dict[str, str]:
 
 
 def to_string_list(value: Any) -> list[str]:
+    """A list of strings; or a JSON-encoded one, as the SDK's flattening writes lists."""
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, list):
+            value = decoded
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise ConversionError(f"expected a list of strings, got {value!r}")
+        raise ConversionError(
+            f"expected a list of strings (or one JSON-encoded), got {_preview(value)}"
+        )
     return list(value)
+
+
+def _preview(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def phone_converter(default_country: str | None) -> Converter:

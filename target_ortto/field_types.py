@@ -75,10 +75,53 @@ class CustomType:
     convert: Converter
 
 
-def custom_type(column: str, prop: Mapping[str, Any]) -> CustomType:
-    """Spec section 3 table: the Ortto type of a custom field, from the column's schema."""
+# `streams.<name>.field_types` values: the custom field types the target can create.
+CHOSEN_TYPES = {
+    "text": CustomType("str", "text", to_string),
+    "large_text": CustomType("txt", "large_text", to_long_text),
+    "integer": CustomType("int", "integer", to_integer),
+    "decimal": CustomType("int", "decimal", to_decimal),
+    "bool": CustomType("bol", "bool", to_boolean),
+    "date": CustomType("dtz", "date", to_date),
+    "time": CustomType("tme", "time", to_datetime),
+}
+
+
+def _string_list(prop: Mapping[str, Any]) -> bool:
+    return schema_types(prop.get("items") or {}) <= {"string"}
+
+
+def _fixes(column: str) -> str:
+    return (
+        "Send it as text with a stream map (e.g. "
+        f'"{column}": "json.dumps({column})" in stream_maps), drop it with '
+        f'streams.<stream>.field_map: {{"{column}": null}} (or map it there to an Ortto field '
+        "ID), or enable flattening_enabled with flattening_max_depth."
+    )
+
+
+def custom_type(column: str, prop: Mapping[str, Any], chosen: str | None = None) -> CustomType:
+    """Spec section 3 table: the Ortto type of a custom field, from the column's schema
+    (or from `streams.<name>.field_types` when `chosen` names one)."""
     types = schema_types(prop)
     prop = _flatten(prop)
+    # A union that can hold an object or a non-string-list array (tap-postgres `jsonb`)
+    # would fail on its first such record: refused here, before any field is created.
+    if "object" in types or ("array" in types and not _string_list(prop)):
+        shape = (
+            f"can hold {sorted(types)} (a JSON column)"
+            if len(types) > 1
+            else "an object"
+            if "object" in types
+            else "an array of other than strings"
+        )
+        if len(types) == 1:
+            shape = f"is {shape}"
+        raise StreamError(
+            f"Column '{column}' {shape}, which has no Ortto field type. {_fixes(column)}"
+        )
+    if chosen is not None:
+        return CHOSEN_TYPES[chosen]
     if "string" in types:
         fmt = prop.get("format")
         if fmt == "date":
@@ -94,13 +137,11 @@ def custom_type(column: str, prop: Mapping[str, Any]) -> CustomType:
         return CustomType("int", "integer", to_integer)
     if "boolean" in types:
         return CustomType("bol", "bool", to_boolean)
-    if types == {"array"} and schema_types(prop.get("items") or {}) <= {"string"}:
+    if types == {"array"} and _string_list(prop):
         return CustomType("sst", "multi_select", to_string_list)
-    shape = "an object" if "object" in types else f"of type {sorted(types) or 'unknown'}"
     raise StreamError(
-        f"Column '{column}' is {shape}, which has no Ortto field type. Map it to a field "
-        "in streams.<stream>.field_map, drop it with a stream map, or enable "
-        "flattening_enabled."
+        f"Column '{column}' is of type {sorted(types) or 'unknown'}, which has no Ortto "
+        f"field type. {_fixes(column)}"
     )
 
 

@@ -14,7 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from target_ortto.convert import ConversionError, Converter, phone_converter, to_string_list
+from target_ortto.convert import (
+    STRING_MAX,
+    ConversionError,
+    Converter,
+    phone_converter,
+    to_string_list,
+)
 from target_ortto.errors import StreamError
 from target_ortto.field_types import DISPLAY_TYPES, builtin_converter, custom_type, schema_types
 from target_ortto.items import Invalid, MergeRecord
@@ -95,18 +101,22 @@ class FieldPlan:
         find_strategy: str = "any",
         clear_nulls: bool = False,
         default_phone_country: str | None = None,
+        field_types: Mapping[str, str] | None = None,
     ) -> FieldPlan:
         """Decide every column's field and converter, or raise `StreamError` naming it."""
         field_map = field_map or {}
         phone = phone_converter(default_phone_country)
         properties: Mapping[str, Any] = schema.get("properties") or {}
-        unknown = sorted(set(field_map) - set(properties))
-        if unknown:
-            raise StreamError(
-                f"Stream '{stream_name}': field_map names columns the stream does not have: "
-                f"{unknown}. Its columns are: {sorted(properties)}."
-            )
+        field_types = field_types or {}
+        for setting, names in (("field_map", field_map), ("field_types", field_types)):
+            unknown = sorted(set(names) - set(properties))
+            if unknown:
+                raise StreamError(
+                    f"Stream '{stream_name}': {setting} names columns the stream does not "
+                    f"have: {unknown}. Its columns are: {sorted(properties)}."
+                )
         columns: list[Column] = []
+        named: set[str] = set()  # columns that become custom fields the target names
         tag_columns: dict[str, str] = {}
         source_ip_column = None
         for name, prop in properties.items():
@@ -130,7 +140,15 @@ class FieldPlan:
                 field_id = obj.aliases[key]
                 columns.append(Column(name, field_id, builtin_converter(field_id, prop, phone)))
             else:
-                columns.append(_custom_column(obj, stream_name, name, prop))
+                columns.append(_custom_column(obj, stream_name, name, prop, field_types.get(name)))
+                named.add(name)
+        not_custom = sorted(set(field_types) - named)
+        if not_custom:
+            raise StreamError(
+                f"Stream '{stream_name}': field_types names {not_custom}, which do not become "
+                "custom fields (mapped by field_map, a field ID, an alias or a special column); "
+                "field_types only chooses the type of the custom fields the target names."
+            )
         _refuse_duplicates(stream_name, columns)
         sent = {c.field_id for c in columns}
         return cls(
@@ -250,11 +268,32 @@ def _explicit_column(
         display = DISPLAY_TYPES[prefix]
         if prefix == "int" and "number" in schema_types(prop):
             display = "decimal"
-    return Column(column, field_id, builtin_converter(field_id, prop, phone), display)
+    convert = builtin_converter(field_id, prop, phone)
+    if display == "text":
+        convert = _too_long_hint(convert, f"map '{column}' to a txt: (large text) field instead")
+    return Column(column, field_id, convert, display)
+
+
+def _too_long_hint(convert: Converter, fix: str) -> Converter:
+    """`convert` whose reason for text too long for a 255-character field names the fix."""
+
+    def converter(value: Any) -> Any:
+        try:
+            return convert(value)
+        except ConversionError as exc:
+            if isinstance(value, str) and len(value) > STRING_MAX:
+                raise ConversionError(f"{exc}; to keep it, {fix}") from None
+            raise
+
+    return converter
 
 
 def _custom_column(
-    obj: OrttoObject, stream_name: str, column: str, prop: Mapping[str, Any]
+    obj: OrttoObject,
+    stream_name: str,
+    column: str,
+    prop: Mapping[str, Any],
+    chosen: str | None = None,
 ) -> Column:
     name = kebab_case(column)
     if not name:
@@ -263,10 +302,17 @@ def _custom_column(
             "Ortto field; map it with field_map or drop it with a stream map."
         )
     try:
-        kind = custom_type(column, prop)
+        kind = custom_type(column, prop, chosen)
     except StreamError as exc:
         raise StreamError(f"Stream '{stream_name}': {exc}") from None
-    return Column(column, obj.custom_field_id(kind.prefix, name), kind.convert, kind.display_type)
+    convert = kind.convert
+    if kind.display_type == "text":
+        convert = _too_long_hint(
+            convert,
+            f'set streams.{stream_name}.field_types: {{"{column}": "large_text"}} (a new '
+            f"large text field), or map '{column}' to an existing txt: field in field_map",
+        )
+    return Column(column, obj.custom_field_id(kind.prefix, name), convert, kind.display_type)
 
 
 def _refuse_duplicates(stream_name: str, columns: list[Column]) -> None:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from target_ortto.errors import ConfigError, shown_url
+from target_ortto.field_types import CHOSEN_TYPES
 from target_ortto.objects import FIND_STRATEGIES, MERGE_OBJECTS, OBJECT_NAMES, infer_object
 from target_ortto.setting_fields import REQUIRED, choice, object_schema, parse_fields, setting
 
@@ -100,6 +101,18 @@ def _field_map(name: str, value: Any) -> dict[str, str | None]:
     return dict(value)
 
 
+def _field_types(name: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"Setting '{name}' must map column names to custom field types.")
+    wrong = {k: v for k, v in value.items() if v not in CHOSEN_TYPES}
+    if wrong:
+        raise ConfigError(
+            f"Setting '{name}' has types the target cannot create a custom field with: "
+            f"{wrong}; allowed: {', '.join(CHOSEN_TYPES)}."
+        )
+    return dict(value)
+
+
 @dataclass(frozen=True)
 class StreamSettings:
     """`streams.<name>` for one stream; each field declares one per-stream setting."""
@@ -134,6 +147,13 @@ class StreamSettings:
         {},
         "Column -> Ortto field ID overrides of the automatic mapping; null drops the column.",
         parse=_field_map,
+    )
+    field_types: Mapping[str, str] = setting(
+        {},
+        "Column -> the type of the custom field the target names for it (text, large_text, "
+        "integer, decimal, bool, date, time), instead of the type its schema gives; e.g. "
+        '{"bio": "large_text"} for text over 255 characters.',
+        parse=_field_types,
     )
     delete_behavior: str = setting(
         "none",

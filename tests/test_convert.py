@@ -70,6 +70,9 @@ CONVERTED = [
     (to_long_text, "x" * 4000, "x" * 4000),
     (to_email, "Ann.Lee+crm@mail.example.co.uk", "Ann.Lee+crm@mail.example.co.uk"),
     (to_string_list, ["a", "b"], ["a", "b"]),
+    # JSON-encoded, as the SDK's flattening writes lists
+    (to_string_list, '["vip", "beta"]', ["vip", "beta"]),
+    (to_string_list, "[]", []),
     (to_string, dt.time(13, 45), "13:45:00"),
     (to_string, dt.date(2024, 5, 1), "2024-05-01"),
     (to_string, dt.datetime(2024, 5, 1, 23, 45, tzinfo=SYDNEY), "2024-05-01T23:45:00+10:00"),
@@ -107,7 +110,7 @@ REJECTED = {
     + [f"{c}ann@example.com" for c in INVISIBLE]
     + ["ann@example.com\u200b"],
     to_object: [_nested(MAX_DEPTH + 1), {"a": _nested(MAX_DEPTH)}],
-    to_string_list: ["a", ["a", 1], [None], {"a": "b"}],
+    to_string_list: ["a", ["a", 1], [None], {"a": "b"}, '["a", 1]', '{"a": "b"}', '"a"', "[x"],
     phone_converter("AU"): ["call me", "+61 1", "12", "+999 123 456"],
 }
 

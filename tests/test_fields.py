@@ -262,7 +262,12 @@ UNTYPEABLE = {
     "array-of-integers": {"type": "array", "items": INT},
     "anyOf-array-of-objects": nullable({"type": "array", "items": {"type": "object"}}),
     "anyOf-array-of-integers": nullable({"type": "array", "items": INT}),
+    # tap-postgres `jsonb`: a union that can hold an object, though "string" is among it
+    "jsonb-type-list": {"type": ["string", "object", "array", "number", "boolean", "null"]},
+    "jsonb-anyOf": {"anyOf": [STR, {"type": "object"}, {"type": "null"}]},
+    "string-or-array-of-integers": {"type": ["string", "array"], "items": INT},
 }
+JSONB = UNTYPEABLE["jsonb-type-list"]
 
 
 class TestCustomFieldTypes:
@@ -277,6 +282,67 @@ class TestCustomFieldTypes:
             build({"address_parts": prop})
         for words in ["address_parts", "field_map", "stream map", "flattening"]:
             assert words in str(caught.value)
+
+    @pytest.mark.parametrize("prop", UNTYPEABLE.values(), ids=UNTYPEABLE.keys())
+    def test_the_fixes_are_a_json_dumps_stream_map_a_null_field_map_or_flattening(self, prop):
+        with pytest.raises(StreamError) as caught:
+            build({"payload": prop})
+        message = str(caught.value)
+        assert "has no Ortto field type" in message
+        for words in ["json.dumps(payload)", '{"payload": null}', "flattening_max_depth"]:
+            assert words in message
+
+    @pytest.mark.parametrize("target", ["obj:cm:payload", "str:cm:payload", None])
+    def test_a_json_column_mapped_by_field_map_is_not_refused(self, target):
+        plan = build({"payload": JSONB}, field_map={"payload": target})
+        assert [c.field_id for c in plan.columns if c.name == "payload"] == (
+            [target] if target else []
+        )
+
+    def test_a_json_column_named_with_a_field_id_is_not_refused(self):
+        assert "obj:cm:payload" in {c.field_id for c in build({"obj:cm:payload": JSONB}).columns}
+
+    @pytest.mark.parametrize(
+        ("chosen", "prefix", "value", "sent"),
+        [
+            ("text", "str", 5, "5"),
+            ("large_text", "txt", "x" * 4000, "x" * 4000),
+            ("integer", "int", "7", 7),
+            ("decimal", "int", "1.5", 1500),
+            ("bool", "bol", "yes", True),
+            ("date", "dtz", "2024-05-01", {"year": 2024, "month": 5, "day": 1, "timezone": "UTC"}),
+            ("time", "tme", "2024-05-01T13:45:00Z", "2024-05-01T13:45:00Z"),
+        ],
+    )
+    def test_field_types_chooses_the_custom_field_type_and_its_converter(
+        self, chosen, prefix, value, sent
+    ):
+        plan = build({"bio": STR}, ACCOUNT, field_types={"bio": chosen})
+        (column,) = [c for c in plan.columns if c.name == "bio"]
+        assert (column.field_id, column.display_type) == (f"{prefix}:oc:bio", chosen)
+        assert plan.apply({KEY: "k", "bio": value}).fields[f"{prefix}:oc:bio"] == sent
+
+    def test_field_types_large_text_still_refuses_over_4000_characters(self):
+        plan = build({"bio": STR}, ACCOUNT, field_types={"bio": "large_text"})
+        assert plan.apply({KEY: "k", "bio": "x" * 4000}).fields["txt:oc:bio"] == "x" * 4000
+        assert isinstance(plan.apply({KEY: "k", "bio": "x" * 4001}), Invalid)
+
+    @pytest.mark.parametrize(
+        ("properties", "field_types", "words"),
+        [
+            ({"bio": STR}, {"nope": "text"}, "field_types names columns the stream does not"),
+            ({"email": STR}, {"email": "large_text"}, "do not become custom fields"),
+            ({"bio": STR}, {"bio": "large_text"}, "do not become custom fields"),
+        ],
+    )
+    def test_field_types_must_name_custom_field_columns(self, properties, field_types, words):
+        field_map = {"bio": "txt:cm:about"} if "bio" in properties and "bio" in field_types else {}
+        with pytest.raises(StreamError, match=words):
+            build(properties, field_types=field_types, field_map=field_map)
+
+    def test_field_types_do_not_unlock_a_json_column(self):
+        with pytest.raises(StreamError, match=r"json\.dumps"):
+            build({"payload": JSONB}, field_types={"payload": "large_text"})
 
     def test_an_explicit_custom_int_field_with_a_number_schema_is_a_decimal(self):
         plan = build({"int:oc:ltv": NUM}, ACCOUNT)
@@ -374,6 +440,36 @@ class TestRecords:
     def test_tags_and_unset_tags_must_be_lists_of_strings(self, column, value):
         result = people({"email": STR, column: STR_LIST}).apply({"email": "a@x.co", column: value})
         assert isinstance(result, Invalid) and result.field == column
+
+    @pytest.mark.parametrize("column", ["tags", "unset_tags"])
+    def test_tags_and_unset_tags_accept_a_json_encoded_list_as_flattening_writes_it(self, column):
+        merged = people({"email": STR, column: STR}).apply(
+            {"email": "a@x.co", column: '["vip", "beta"]'}
+        )
+        assert getattr(merged, column) == ["vip", "beta"]
+
+    @pytest.mark.parametrize("field_id", ["sst:cm:plans", None])
+    def test_a_multi_select_field_accepts_a_json_encoded_list(self, field_id):
+        column = field_id or "sst:cm:plans"
+        plan = people({"email": STR, column: STR}, field_map={column: field_id} if field_id else {})
+        merged = plan.apply({"email": "a@x.co", column: '["pro", "team"]'})
+        assert merged.fields["sst:cm:plans"] == ["pro", "team"]
+
+    def test_a_string_column_not_mapped_to_a_list_field_stays_text(self):
+        merged = people({"email": STR, "plans": STR}).apply({"email": "a@x.co", "plans": '["pro"]'})
+        assert merged.fields["str:cm:plans"] == '["pro"]'
+
+    def test_too_long_text_in_a_custom_text_field_names_the_setting_that_fixes_it(self):
+        result = people({"email": STR, "bio": STR}).apply({"email": "a@x.co", "bio": "x" * 256})
+        assert isinstance(result, Invalid)
+        assert "longer than Ortto's 255" in result.reason
+        assert 'streams.people.field_types: {"bio": "large_text"}' in result.reason
+        assert "existing txt: field" in result.reason
+
+    def test_too_long_text_in_an_explicit_text_field_says_to_map_it_to_a_txt_field(self):
+        plan = people({"email": STR, "bio": STR}, field_map={"bio": "str:cm:bio"})
+        result = plan.apply({"email": "a@x.co", "bio": "x" * 256})
+        assert isinstance(result, Invalid) and "txt: (large text) field" in result.reason
 
     @pytest.mark.parametrize("column", ["source_ip", "ip_address", "IPAddress", "sourceIp"])
     def test_person_source_ip_goes_to_location(self, column):

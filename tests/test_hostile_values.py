@@ -228,3 +228,109 @@ def test_a_ref_outside_the_columns_is_refused_without_a_fetch(sandbox, config, m
     assert isinstance(result.error, StreamError)
     assert "fetches no schema over the network" in str(result.error)
     assert fetched == []
+
+
+STR_LIST = {"type": ["array", "null"], "items": {"type": "string"}}
+JSONB = {"type": ["string", "object", "array", "number", "boolean", "null"]}
+
+
+def test_with_flattening_tags_and_a_mapped_multi_select_column_arrive_as_lists(sandbox, config):
+    # The SDK's flattener turns every list into JSON text (and its schema into a string).
+    config.update(
+        on_invalid_record="reject",
+        flattening_enabled=True,
+        flattening_max_depth=1,
+        streams={"people": {"field_map": {"plans": "sst:cm:plans"}}},
+    )
+    sandbox.store.add_custom_field(
+        "person", "sst:cm:plans", "Plans", "multi_select", values=["pro", "team"]
+    )
+    properties = {"email": {"type": "string"}, "tags": STR_LIST, "plans": STR_LIST}
+    record = {"email": EMAIL, "tags": ["vip", "beta"], "plans": ["pro", "team"]}
+
+    result = run_target(
+        config, [schema_message("people", properties), *record_messages("people", [record])]
+    )
+
+    assert result.error is None
+    assert rejected(config) == []
+    person = sandbox.store.find_person(EMAIL)
+    assert person is not None and person.tags == {"vip", "beta"}
+    assert person.fields["sst:cm:plans"] == ["pro", "team"]
+    fields = {f.id: f.display_type for f in sandbox.store.custom_fields("person")}
+    assert fields == {"sst:cm:plans": "multi_select"}
+
+
+@pytest.mark.parametrize(
+    "prop",
+    [JSONB, {"anyOf": [{"type": "string"}, {"type": "object"}, {"type": "null"}]}],
+    ids=["type-list", "anyOf"],
+)
+def test_a_json_column_is_refused_at_schema_before_any_custom_field_is_created(
+    sandbox, config, prop
+):
+    schema = schema_message(
+        "people", {"email": {"type": "string"}, "a": {"type": "string"}, "payload": prop}
+    )
+    records = record_messages("people", [{"email": EMAIL, "a": "x", "payload": {"k": 1}}])
+
+    result = run_target(config, [schema, *records])
+
+    assert isinstance(result.error, StreamError)
+    message = str(result.error)
+    assert "Column 'payload'" in message
+    for fix in ["json.dumps(payload)", '{"payload": null}', "flattening_enabled"]:
+        assert fix in message
+    assert sandbox.store.custom_fields("person") == []
+    assert sandbox.store.people == {}
+
+
+def test_a_json_column_mapped_to_null_or_an_object_field_is_not_refused(sandbox, config):
+    config["streams"] = {"people": {"field_map": {"payload": None, "doc": "obj:cm:doc"}}}
+    properties = {"email": {"type": "string"}, "payload": JSONB, "doc": JSONB}
+    records = record_messages("people", [{"email": EMAIL, "payload": {"k": 1}, "doc": {"k": 2}}])
+
+    assert run_target(config, [schema_message("people", properties), *records]).error is None
+    assert person_fields(sandbox)["obj:cm:doc"] == {"k": 2}
+    assert "payload" not in json.dumps(person_fields(sandbox))
+
+
+def test_field_types_large_text_creates_a_large_text_field_that_takes_long_values(sandbox, config):
+    config.update(
+        on_invalid_record="reject", streams={"people": {"field_types": {"bio": "large_text"}}}
+    )
+    schema = schema_message("people", {"email": {"type": "string"}, "bio": {"type": "string"}})
+    records = record_messages("people", [{"email": EMAIL, "bio": "x" * 3000}])
+
+    assert run_target(config, [schema, *records]).error is None
+    assert rejected(config) == []
+    fields = {f.id: f.display_type for f in sandbox.store.custom_fields("person")}
+    assert fields == {"txt:cm:bio": "large_text"}
+    assert person_fields(sandbox)["txt:cm:bio"] == "x" * 3000
+
+
+def test_text_too_long_for_a_text_field_is_rejected_naming_the_setting_that_fixes_it(
+    sandbox, config
+):
+    config["on_invalid_record"] = "reject"
+    schema = schema_message("people", {"email": {"type": "string"}, "bio": {"type": "string"}})
+    records = record_messages("people", [{"email": EMAIL, "bio": "x" * 256}])
+
+    assert run_target(config, [schema, *records]).error is None
+    [row] = rejected(config)
+    assert row["reason"].startswith("column 'bio' -> str:cm:bio: text of 256 characters")
+    assert 'streams.people.field_types: {"bio": "large_text"}' in row["reason"]
+    assert "existing txt: field" in row["reason"]
+
+
+def test_field_types_keeps_the_clash_report_for_a_same_named_field_of_another_type(sandbox, config):
+    sandbox.store.add_custom_field("person", "str:cm:bio", "Bio", "text")
+    config["streams"] = {"people": {"field_types": {"bio": "large_text"}}}
+    schema = schema_message("people", {"email": {"type": "string"}, "bio": {"type": "string"}})
+    records = record_messages("people", [{"email": EMAIL, "bio": "x" * 300}])
+
+    result = run_target(config, [schema, *records])
+
+    assert isinstance(result.error, StreamError) and "another type" in str(result.error)
+    assert "txt:cm:bio" in str(result.error)
+    assert sandbox.store.people == {}

@@ -282,6 +282,15 @@ class TestChoices:
         assert stream(field_map={"nick": None}).field_map == {"nick": None}
         assert "field_map" in error(streams={"people": {"field_map": ["nick"]}})
 
+    def test_field_types_maps_columns_to_the_custom_field_types_the_target_creates(self):
+        chosen = {"bio": "large_text", "n": "integer", "on": "date", "at": "time"}
+        assert stream(field_types=chosen).field_types == chosen
+        assert stream().field_types == {}
+        message = error(streams={"people": {"field_types": {"bio": "multi_select"}}})
+        assert "streams.people.field_types" in message and "multi_select" in message
+        assert "large_text" in message  # the allowed types
+        assert "field_types" in error(streams={"people": {"field_types": ["bio"]}})
+
     def test_streams_must_be_an_object(self):
         assert "streams" in error(streams=["people"])
         assert "streams.people" in error(streams={"people": "person"})

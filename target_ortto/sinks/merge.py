@@ -49,6 +49,7 @@ class MergeSink(OrttoSink[MergeRecord]):
             find_strategy=stream.find_strategy,
             clear_nulls=settings.null_values == "clear",
             default_phone_country=settings.default_phone_country,
+            field_types=stream.field_types,
         )
         strategy, skip_non_existing = self.obj.modes[stream.mode]
         creates = self.obj is PERSON and not skip_non_existing
