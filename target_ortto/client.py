@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import httpx
 import msgspec
 
-from target_ortto.errors import ApiError, AuthError, shown_url
+from target_ortto.errors import ApiError, AuthError, key_bytes_pattern, shown_url
 from target_ortto.settings import REGION_URLS
 
 # httpx logs every request at INFO; our request log and progress lines say what matters.
@@ -146,7 +146,7 @@ class OrttoClient:
         self.shown_url = shown_url(base_url)  # for messages: no `user:password@`
         self.region = region
         self.timeout = timeout
-        self._key = api_key.encode()
+        self._key = key_bytes_pattern(api_key) if api_key else None
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.limiter = RateLimiter(requests_per_second, clock) if limiter is None else limiter
@@ -200,7 +200,7 @@ class OrttoClient:
                 self.guard.leave(bad=bad)
             self.answered = True
             # Ortto may echo the key (in a 401 body, say): no quote of its words carries it.
-            answer = _parse(content.replace(self._key, b"[REDACTED]") if self._key else content)
+            answer = _parse(self._key.sub(b"[REDACTED]", content) if self._key else content)
             self._log(method, path, body, response.status_code, started, answer=answer)
             status = response.status_code
             if status < 300:

@@ -15,7 +15,7 @@ from typing import Any
 
 from singer_sdk.singerlib.json import serialize_json
 
-from target_ortto.errors import ConfigError, InvalidRecordError
+from target_ortto.errors import ConfigError, InvalidRecordError, key_pattern
 
 # Counter name -> how the summary says it, in the order it says them.
 SUMMARY_COUNTS = {
@@ -47,7 +47,7 @@ class JsonLinesFile:
 
     def __init__(self, path: str, redact: str | None = None, setting: str = "") -> None:
         self.path = Path(path)
-        self._redact = redact
+        self._redact = key_pattern(redact) if redact else None
         self._setting = setting
         self._file: Any = None
         self._lock = threading.Lock()
@@ -55,7 +55,7 @@ class JsonLinesFile:
     def write(self, entry: Mapping[str, Any]) -> None:
         line = serialize_json(entry)
         if self._redact:
-            line = line.replace(self._redact, "[REDACTED]")
+            line = self._redact.sub("[REDACTED]", line)
         with self._lock:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

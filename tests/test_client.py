@@ -715,3 +715,16 @@ def test_the_request_log_gets_every_attempt_with_its_answer_and_never_the_key(cl
     assert all(e["method"] == "POST" and e["path"] == MERGE for e in entries)
     assert all(e["request"] == BODY and e["duration_ms"] >= 0 for e in entries)
     assert API_KEY not in json.dumps(entries)
+
+
+def test_a_one_letter_key_is_redacted_from_answers_without_breaking_their_words(clock):
+    echo = {"request_id": "r-1", "code": 401, "error": "key e is not valid"}
+    ortto = ScriptedOrtto(clock, ok(), httpx.Response(401, json=echo))
+
+    def client() -> OrttoClient:
+        return OrttoClient(BASE_URL, "e", clock=clock, transport=httpx.MockTransport(ortto))
+
+    assert client().request("POST", MERGE, BODY) == CREATED
+    with pytest.raises(AuthError) as failed:
+        client().request("POST", MERGE, BODY)
+    assert "key [REDACTED] is not valid" in str(failed.value)

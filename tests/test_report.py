@@ -149,3 +149,29 @@ def test_progress_lines_appear_on_long_runs(sandbox, config, caplog, monkeypatch
 
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Progress")]
     assert progress and "records read" in progress[-1]
+
+
+def test_the_request_log_redacts_the_key_where_it_stands_alone_not_inside_words(tmp_path):
+    log = report_module.JsonLinesFile(str(tmp_path / "requests.jsonl"), redact="e")
+    log.write({"method": "POST", "path": "/v1/person/merge", "key": "e", "said": "key e here"})
+    log.close()
+
+    line = (tmp_path / "requests.jsonl").read_text()
+    entry = json.loads(line)
+    assert entry == {
+        "method": "POST",
+        "path": "/v1/person/merge",
+        "key": "[REDACTED]",
+        "said": "key [REDACTED] here",
+    }
+
+
+def test_the_request_log_redacts_a_key_json_escapes(tmp_path):
+    key = 'k"ey\\with/quotes'
+    log = report_module.JsonLinesFile(str(tmp_path / "requests.jsonl"), redact=key)
+    log.write({"header": key, "body": {"error": f"bad key {key}"}})
+    log.close()
+
+    line = (tmp_path / "requests.jsonl").read_text()
+    assert "ey" not in line.replace("key", "")
+    assert json.loads(line) == {"header": "[REDACTED]", "body": {"error": "bad key [REDACTED]"}}
