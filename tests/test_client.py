@@ -700,9 +700,7 @@ def test_bad_requests_never_reach_the_ban_threshold_even_concurrently(clock):
 
 def test_the_request_log_gets_every_attempt_with_its_answer_and_never_the_key(clock):
     failed = {"request_id": "r-1", "code": 503, "error": "busy"}
-    ortto = ScriptedOrtto(
-        clock, httpx.ReadTimeout("slow"), httpx.Response(503, json=failed), ok()
-    )
+    ortto = ScriptedOrtto(clock, httpx.ReadTimeout("slow"), httpx.Response(503, json=failed), ok())
     entries: list[dict[str, Any]] = []
 
     ortto.client(request_log=entries.append).request("POST", MERGE, BODY)

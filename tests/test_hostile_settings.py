@@ -302,3 +302,19 @@ def test_checking_an_output_path_leaves_no_file_or_folder_behind(sandbox, config
     assert done.returncode == 0, done.stderr[-2000:]
     assert not (tmp_path / "new").exists()
     assert len(sandbox.store.people) == 1
+
+
+@pytest.mark.parametrize("method", ["overwrite", "replace"])
+def test_a_load_method_the_target_cannot_honour_is_refused_saying_why(config, tmp_path, method):
+    config["load_method"] = method
+
+    line = failed_with(run_cli(config, people_messages(), tmp_path), "load_method", method)
+    assert "meltano config set target-ortto load_method upsert" in line
+    assert "never empties Ortto" in line
+
+
+@pytest.mark.parametrize("method", ["append-only", "upsert"])
+def test_the_load_methods_the_target_honours_are_accepted(sandbox, config, tmp_path, method):
+    config.update(load_method=method, dry_run=True)
+
+    assert run_cli(config, people_messages(), tmp_path).returncode == 0
