@@ -8,6 +8,7 @@ no I/O, no shared state.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -22,6 +23,7 @@ from target_ortto.objects import (
     CONSENT_FIELDS,
     FIELD_ID,
     FIND_STRATEGIES,
+    IDENTITY_FIELDS,
     PERSON,
     OrttoObject,
 )
@@ -181,7 +183,7 @@ class FieldPlan:
             columns = [c.name for c in self.columns if c.field_id in self.merge_by]
             return Invalid(
                 f"no value in any merge_by column ({', '.join(columns)} -> "
-                f"{', '.join(self.merge_by)})",
+                f"{', '.join(self.merge_by)}){self._second_key_hint(columns)}",
                 columns[0] if columns else None,
             )
         if (
@@ -193,6 +195,26 @@ class FieldPlan:
             return Invalid("a person needs an email (str::email) or external ID (str::ei)", key=key)
         merged.key = key
         return merged
+
+    def _second_key_hint(self, merge_columns: list[str]) -> str:
+        """When another identity column could carry the record: how to merge by it too."""
+        room = self.obj.max_merge_by - len(self.merge_by)
+        if self.obj.id_field in self.merge_by or room < 1:
+            return ""
+        others = [
+            c.name
+            for c in self.columns
+            if c.field_id in IDENTITY_FIELDS[self.obj.name] and c.field_id not in self.merge_by
+        ][:room]
+        if not others:
+            return ""
+        keys = json.dumps([*merge_columns, *others])
+        return (
+            f". The stream also has {', '.join(others)}: to merge by it when "
+            f"{', '.join(merge_columns)} is empty, run `meltano config set target-ortto "
+            f"streams.{self.stream_name}.merge_by '{keys}'` and `meltano config set "
+            f"target-ortto streams.{self.stream_name}.find_strategy next_if_empty`"
+        )
 
     def key_from(self, record: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The merge key of a raw record, converting only its merge columns (if they can be)."""

@@ -456,6 +456,33 @@ class TestMergeBy:
         assert isinstance(result, Invalid)
         assert "str::email" in result.reason and "str::ei" in result.reason
 
+    def test_no_email_suggests_merging_by_the_stream_s_external_id_too(self):
+        plan = people({"email": STR, "external_id": STR, "first_name": STR})
+        result = plan.apply({"email": None, "external_id": "E-1"})
+        assert isinstance(result, Invalid)
+        assert result.reason == (
+            "no value in any merge_by column (email -> str::email). The stream also has "
+            "external_id: to merge by it when email is empty, run `meltano config set "
+            'target-ortto streams.people.merge_by \'["email", "external_id"]\'` and '
+            "`meltano config set target-ortto streams.people.find_strategy next_if_empty`"
+        )
+
+    def test_an_account_without_name_suggests_its_website(self):
+        result = accounts({"name": STR, "domain": STR}).apply({"domain": "x.co"})
+        assert isinstance(result, Invalid)
+        assert 'streams.accounts.merge_by \'["name", "domain"]\'' in result.reason
+        assert "find_strategy next_if_empty" in result.reason
+
+    @pytest.mark.parametrize(
+        "properties",
+        [{"email": STR, "first_name": STR}, {"email": STR, "external_id": STR}],
+    )
+    def test_no_second_key_is_suggested_where_there_is_none_to_add(self, properties):
+        merge_by = ("email", "external_id") if "external_id" in properties else ()
+        result = people(properties, merge_by=merge_by).apply({"first_name": "Ann"})
+        assert isinstance(result, Invalid)
+        assert "meltano" not in result.reason
+
     def test_a_person_with_neither_email_nor_external_id_is_invalid(self):
         result = people({"crm_id": STR, "email": STR}, merge_by=("crm_id",)).apply({"crm_id": "C"})
         assert isinstance(result, Invalid)
