@@ -26,6 +26,7 @@ SUMMARY_COUNTS = {
     "subscribed": "subscribed",
     "unsubscribed": "unsubscribed",
     "rejected": "rejected",
+    "phones_dropped": "phones_dropped",
     "cleared": "cleared",
     "archived": "archived",
     "deleted": "deleted",
@@ -131,6 +132,22 @@ class RunReport:
                 stream,
                 status,
                 status,
+            )
+
+    def phones_dropped(self, stream: str, key: str, reasons: list[str]) -> None:
+        """Phones left out of a record that is still written (invalid_phones: drop):
+        counted, and warned about once per stream with the first as an example."""
+        with self._lock:
+            first = not self.counts[stream]["phones_dropped"]
+            self.counts[stream]["phones_dropped"] += len(reasons)
+        if first:
+            self.logger.warning(
+                "Stream '%s': phone numbers that cannot be read are left out and the people "
+                "written without them (invalid_phones: drop), counted as phones_dropped in the "
+                "summary. First: record %s, %s",
+                stream,
+                key,
+                reasons[0],
             )
 
     def total(self, outcome: str) -> int:

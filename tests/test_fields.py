@@ -338,6 +338,42 @@ class TestRecords:
         assert fields["dtz::b"] == {"year": 1990, "month": 5, "day": 1, "timezone": "UTC"}
         assert fields["bol::gdpr"] is True
 
+    @pytest.mark.parametrize("column", ["country", "country_code", "Country Code"])
+    def test_phone_is_read_in_the_row_s_own_country_before_the_default(self, column):
+        plan = people({"email": STR, "phone": STR, column: STR}, default_phone_country="US")
+        au = plan.apply({"email": "a@x.co", "phone": "0401 234 567", column: "Australia"})
+        us = plan.apply({"email": "b@x.co", "phone": "(650) 253-0000", column: None})
+        unknown = plan.apply({"email": "c@x.co", "phone": "(650) 253-0000", column: "Atlantis"})
+        assert au.fields["phn::phone"] == {"c": "61", "n": "401234567"}
+        assert (
+            us.fields["phn::phone"]
+            == unknown.fields["phn::phone"]
+            == {
+                "c": "1",
+                "n": "6502530000",
+            }
+        )
+
+    def test_an_unreadable_phone_rejects_the_person_by_default(self):
+        plan = people({"email": STR, "phone": STR})
+        result = plan.apply({"email": "a@x.co", "phone": "0401 234 567"})
+        assert isinstance(result, Invalid) and "phn::phone" in result.reason
+
+    def test_invalid_phones_drop_writes_the_person_without_the_phone(self):
+        plan = people({"email": STR, "phone": STR, "first_name": STR}, invalid_phones="drop")
+        result = plan.apply({"email": "a@x.co", "phone": "0401 234 567", "first_name": "Ann"})
+        assert result.fields == {"str::email": "a@x.co", "str::first": "Ann"}
+        assert len(result.dropped) == 1 and "'0401 234 567'" in result.dropped[0]
+        good = plan.apply({"email": "b@x.co", "phone": "+61 401 234 567"})
+        assert good.dropped == [] and "phn::phone" in good.fields
+
+    def test_a_phone_that_is_the_merge_key_is_never_dropped(self):
+        plan = people(
+            {"phone": STR, "external_id": STR}, merge_by=("phone",), invalid_phones="drop"
+        )
+        result = plan.apply({"phone": "nonsense", "external_id": "E-1"})
+        assert isinstance(result, Invalid)
+
     def test_phone_uses_the_plans_default_country(self):
         plan = people({"email": STR, "phone": STR}, default_phone_country="AU")
         fields = plan.apply({"email": "ann@example.com", "phone": "0401 234 567"}).fields
