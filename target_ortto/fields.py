@@ -186,9 +186,14 @@ class FieldPlan:
                 fields[column.field_id] = converted
             except ConversionError as exc:
                 reason = f"column '{column.name}' -> {column.field_id}: {exc}"
-                if phone and self.drop_invalid_phones and column.field_id not in self.merge_by:
-                    dropped.append(reason)
-                    continue
+                if phone and column.field_id not in self.merge_by:
+                    if self.drop_invalid_phones:
+                        dropped.append(reason)
+                        continue
+                    reason += (
+                        ". To write the person without it: `meltano config set target-ortto "
+                        "invalid_phones drop`"
+                    )
                 return Invalid(reason, column.name, self.key_from(record))
         merged = MergeRecord(key=(), fields=fields, dropped=dropped)
         for column, kind in self.tag_columns.items():

@@ -358,6 +358,7 @@ class TestRecords:
         plan = people({"email": STR, "phone": STR})
         result = plan.apply({"email": "a@x.co", "phone": "0401 234 567"})
         assert isinstance(result, Invalid) and "phn::phone" in result.reason
+        assert "meltano config set target-ortto invalid_phones drop" in result.reason
 
     def test_invalid_phones_drop_writes_the_person_without_the_phone(self):
         plan = people({"email": STR, "phone": STR, "first_name": STR}, invalid_phones="drop")
