@@ -20,7 +20,8 @@ from typing import Any, Protocol
 import httpx
 import msgspec
 
-from target_ortto.errors import ApiError, AuthError, shown_url
+from target_ortto.errors import ApiError, AuthError, key_bytes_pattern, shown_url
+from target_ortto.settings import REGION_URLS
 
 # httpx logs every request at INFO; our request log and progress lines say what matters.
 logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -145,7 +146,7 @@ class OrttoClient:
         self.shown_url = shown_url(base_url)  # for messages: no `user:password@`
         self.region = region
         self.timeout = timeout
-        self._key = api_key.encode()
+        self._key = key_bytes_pattern(api_key) if api_key else None
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.limiter = RateLimiter(requests_per_second, clock) if limiter is None else limiter
@@ -153,6 +154,9 @@ class OrttoClient:
         self._clock = clock
         self.request_log = request_log
         self.stats = {"requests": 0, "retries": 0, "rate_limited": 0}
+        # Whether anything at base_url has answered in this run: until then a refused
+        # connection or an unknown host is a wrong api_url/region, not a blip to retry.
+        self.answered = False
         self._stats_lock = threading.Lock()
         self._http = httpx.Client(
             base_url=base_url,
@@ -187,13 +191,16 @@ class OrttoClient:
             except httpx.TransportError as exc:
                 self._log(method, path, body, None, started, error=type(exc).__name__)
                 _refuse_tls_mismatch(exc, self.shown_url)
+                if isinstance(exc, httpx.ConnectError) and not self.answered:
+                    raise ApiError(self._unreachable(method, path, exc)) from None
                 failures += 1
                 self._retry_or_raise(method, path, failures, type(exc).__name__)
                 continue
             finally:
                 self.guard.leave(bad=bad)
+            self.answered = True
             # Ortto may echo the key (in a 401 body, say): no quote of its words carries it.
-            answer = _parse(content.replace(self._key, b"[REDACTED]") if self._key else content)
+            answer = _parse(self._key.sub(b"[REDACTED]", content) if self._key else content)
             self._log(method, path, body, response.status_code, started, answer=answer)
             status = response.status_code
             if status < 300:
@@ -234,6 +241,20 @@ class OrttoClient:
             return response, b"".join(chunks)
         finally:
             response.close()
+
+    def _unreachable(self, method: str, path: str, exc: httpx.ConnectError) -> str:
+        """Nothing has answered yet in this run: say which setting points where."""
+        if self.base_url.rstrip("/") == REGION_URLS.get(self.region, "").rstrip("/"):
+            where = f"region={self.region} ({self.shown_url})"
+        else:
+            where = f"api_url={self.shown_url}"
+        return (
+            f"{method} {self.shown_url}{path}: nothing answers at {where} "
+            f"({str(exc) or type(exc).__name__}). Check api_url (unset it to use the "
+            "region's Ortto URL) and region (default, au or eu), and that this machine can "
+            "reach it. Nothing was sent; not retried because nothing at this address has "
+            "answered in this run."
+        )
 
     def _retry_after(self, method: str, path: str, response: httpx.Response, answer: Any) -> float:
         """The wait a 429 asks for; one over `MAX_RETRY_AFTER`, or not finite, stops the run

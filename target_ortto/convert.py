@@ -14,6 +14,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from functools import cache
 from typing import Any
 
 import phonenumbers
@@ -211,19 +212,86 @@ def _preview(value: Any, limit: int = 80) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
-def phone_converter(default_country: str | None) -> Converter:
-    """Parse with libphonenumber; without a `+country` prefix only with a default country."""
+# Country names people write that are not phonenumbers' English names.
+_COUNTRY_ALIASES = {
+    "usa": "US",
+    "us of a": "US",
+    "united states of america": "US",
+    "america": "US",
+    "uk": "GB",
+    "great britain": "GB",
+    "britain": "GB",
+    "england": "GB",
+    "scotland": "GB",
+    "wales": "GB",
+    "northern ireland": "GB",
+    "korea": "KR",
+    "republic of korea": "KR",
+    "czechia": "CZ",
+    "ivory coast": "CI",
+    "cote divoire": "CI",
+    "north macedonia": "MK",
+    "holland": "NL",
+    "the netherlands": "NL",
+    "uae": "AE",
+    "russian federation": "RU",
+    "viet nam": "VN",
+    "turkiye": "TR",
+    "burma": "MM",
+}
 
-    def to_phone(value: Any) -> dict[str, str]:
+
+def _country_key(name: str) -> str:
+    """`Côte d'Ivoire`, `cote d ivoire ` -> `cote divoire`: case, accents, punctuation off."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    words = re.sub(r"[^a-z ]", "", ascii_name.lower().replace("&", " and ")).split()
+    return " ".join(words)
+
+
+@cache
+def _country_names() -> dict[str, str]:
+    from phonenumbers.geodata.locale import LOCALE_DATA
+
+    names = {
+        _country_key(str(locales["aa"])): region
+        for region, locales in LOCALE_DATA.items()
+        if region in phonenumbers.SUPPORTED_REGIONS and "aa" in locales
+    }
+    return {**names, **{_country_key(k): v for k, v in _COUNTRY_ALIASES.items()}}
+
+
+def phone_region(country: Any) -> str | None:
+    """A record's country (`AU`, `au`, `Australia`, `United States`) -> the phone region
+    code phonenumbers takes, or None when it names no country with phone numbers."""
+    if not isinstance(country, str):
+        return None
+    text = country.strip()
+    if len(text) == 2 and text.upper() in phonenumbers.SUPPORTED_REGIONS:
+        return text.upper()
+    return _country_names().get(_country_key(text))
+
+
+def phone_converter(default_country: str | None) -> Callable[..., dict[str, str]]:
+    """Parse with libphonenumber. A number without a `+country` prefix is read in `region`
+    (the row's own country, when the record has one), else in `default_country`."""
+
+    def to_phone(value: Any, region: str | None = None) -> dict[str, str]:
         text = to_string(value)
+        country = region or default_country
         try:
-            number = phonenumbers.parse(text, default_country)
+            number = phonenumbers.parse(text, country)
         except phonenumbers.NumberParseException:
-            local = not text.lstrip().startswith("+") and not default_country
-            hint = " (no +country code; set default_phone_country)" if local else ""
+            local = not text.lstrip().startswith("+") and not country
+            hint = (
+                " (no +country code, and no country for the row: set default_phone_country "
+                "or add a country column)"
+                if local
+                else ""
+            )
             raise ConversionError(f"{text!r} is not a phone number{hint}") from None
         if not phonenumbers.is_valid_number(number):
-            raise ConversionError(f"{text!r} is not a valid phone number")
+            where = f" in {country}" if country and not text.lstrip().startswith("+") else ""
+            raise ConversionError(f"{text!r} is not a valid phone number{where}")
         # The national significant number keeps a leading zero where it is part of the
         # number (Italy), and drops the trunk prefix elsewhere.
         national = phonenumbers.national_significant_number(number)

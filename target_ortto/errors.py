@@ -6,6 +6,8 @@ message without a traceback and exits non-zero.
 
 from __future__ import annotations
 
+import json
+import re
 from urllib.parse import urlsplit
 
 
@@ -50,3 +52,17 @@ def shown_url(url: object) -> str:
     if "@" not in parts.netloc:
         return text
     return parts._replace(netloc="[REDACTED]@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
+def key_pattern(secret: str) -> re.Pattern[str]:
+    """Where `secret` stands on its own in text or a JSON line: as written and as JSON
+    escapes it, never inside a longer word (a one-letter key must not turn `method` into
+    `m[REDACTED]thod`). Replace its matches with `[REDACTED]` and no token is the key."""
+    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    alternatives = "|".join(re.escape(form) for form in sorted(forms, key=len, reverse=True))
+    return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])")
+
+
+def key_bytes_pattern(secret: str) -> re.Pattern[bytes]:
+    """`key_pattern` for an answer's raw bytes (UTF-8)."""
+    return re.compile(key_pattern(secret).pattern.encode())

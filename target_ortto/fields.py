@@ -8,8 +8,7 @@ no I/O, no shared state.
 
 from __future__ import annotations
 
-import re
-import unicodedata
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,38 +18,27 @@ from target_ortto.convert import (
     ConversionError,
     Converter,
     phone_converter,
+    phone_region,
     to_string_list,
 )
 from target_ortto.errors import StreamError
 from target_ortto.field_types import DISPLAY_TYPES, builtin_converter, custom_type, schema_types
 from target_ortto.items import Invalid, MergeRecord
+from target_ortto.naming import alias_key, kebab_case
 from target_ortto.objects import (
     CONSENT_FIELDS,
     FIELD_ID,
     FIND_STRATEGIES,
+    IDENTITY_FIELDS,
     PERSON,
     OrttoObject,
 )
 
 TAGS_COLUMNS = {"tags": "tags", "unset_tags": "unset_tags"}
 SOURCE_IP_COLUMNS = frozenset({"source_ip", "ip_address"})
-_WORDS = re.compile(r"[A-Z]+[0-9]*(?![a-z])|[A-Z]?[a-z]+[0-9]*|[0-9]+")
-
-
-def kebab_case(name: str) -> str:
-    """`Lifetime Value`, `lifetimeValue`, `lifetime_value` -> `lifetime-value`."""
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return "-".join(word.lower() for word in _WORDS.findall(ascii_name))
-
-
-def readable_name(field_name: str) -> str:
-    """A display name whose kebab-case is `field_name` (`lifetime-value` -> `Lifetime Value`)."""
-    return " ".join(part.capitalize() for part in field_name.split("-"))
-
-
-def alias_key(column: str) -> str:
-    """Alias lookup key: case-insensitive; camelCase, spaces and dashes count as `_`."""
-    return kebab_case(column).replace("-", "_")
+# A record's own country, in which its phone numbers without +country are read (first wins).
+COUNTRY_COLUMNS = ("country_code", "country")
+COUNTRY_FIELDS = frozenset({"geo::country", "geo:o:country"})
 
 
 @dataclass(frozen=True)
@@ -83,6 +71,8 @@ class FieldPlan:
     clear_nulls: bool
     tag_columns: Mapping[str, str] = field(default_factory=dict)
     source_ip_column: str | None = None
+    country_column: str | None = None  # read phones without +country in the row's country
+    drop_invalid_phones: bool = False  # invalid_phones: drop
 
     @property
     def custom_fields(self) -> tuple[Column, ...]:
@@ -102,6 +92,7 @@ class FieldPlan:
         clear_nulls: bool = False,
         default_phone_country: str | None = None,
         field_types: Mapping[str, str] | None = None,
+        invalid_phones: str = "reject",
     ) -> FieldPlan:
         """Decide every column's field and converter, or raise `StreamError` naming it."""
         field_map = field_map or {}
@@ -160,6 +151,8 @@ class FieldPlan:
             clear_nulls=clear_nulls,
             tag_columns=tag_columns,
             source_ip_column=source_ip_column,
+            country_column=_country_column(properties, columns),
+            drop_invalid_phones=invalid_phones == "drop",
         )
 
     def clearable(self, field_id: str) -> bool:
@@ -167,8 +160,12 @@ class FieldPlan:
         return field_id not in self.merge_by and field_id not in CONSENT_FIELDS
 
     def apply(self, record: Mapping[str, Any]) -> MergeRecord | Invalid:
-        """Convert one record; never raises for bad data, returns `Invalid` instead."""
+        """Convert one record; never raises for bad data, returns `Invalid` instead.
+
+        With `drop_invalid_phones` a phone that cannot be read is left out and named in the
+        record's `dropped`, instead of making the record invalid."""
         fields: dict[str, Any] = {}
+        dropped: list[str] = []
         for column in self.columns:
             if column.name not in record:
                 continue
@@ -177,12 +174,23 @@ class FieldPlan:
                 if self.clear_nulls and self.clearable(column.field_id):
                     fields[column.field_id] = None
                 continue
+            phone = column.field_id.startswith("phn:")
             try:
-                fields[column.field_id] = column.convert(value)
+                region = self._region(record) if phone else None
+                converted = column.convert(value, region) if region else column.convert(value)
+                fields[column.field_id] = converted
             except ConversionError as exc:
                 reason = f"column '{column.name}' -> {column.field_id}: {exc}"
+                if phone and column.field_id not in self.merge_by:
+                    if self.drop_invalid_phones:
+                        dropped.append(reason)
+                        continue
+                    reason += (
+                        ". To write the person without it: `meltano config set target-ortto "
+                        "invalid_phones drop`"
+                    )
                 return Invalid(reason, column.name, self.key_from(record))
-        merged = MergeRecord(key=(), fields=fields)
+        merged = MergeRecord(key=(), fields=fields, dropped=dropped)
         for column, kind in self.tag_columns.items():
             value = record.get(column)
             if value is not None:
@@ -199,7 +207,7 @@ class FieldPlan:
             columns = [c.name for c in self.columns if c.field_id in self.merge_by]
             return Invalid(
                 f"no value in any merge_by column ({', '.join(columns)} -> "
-                f"{', '.join(self.merge_by)})",
+                f"{', '.join(self.merge_by)}){self._second_key_hint(columns)}",
                 columns[0] if columns else None,
             )
         if (
@@ -211,6 +219,32 @@ class FieldPlan:
             return Invalid("a person needs an email (str::email) or external ID (str::ei)", key=key)
         merged.key = key
         return merged
+
+    def _region(self, record: Mapping[str, Any]) -> str | None:
+        """The phone region of the record's own country column, if it names one."""
+        if self.country_column is None:
+            return None
+        return phone_region(record.get(self.country_column))
+
+    def _second_key_hint(self, merge_columns: list[str]) -> str:
+        """When another identity column could carry the record: how to merge by it too."""
+        room = self.obj.max_merge_by - len(self.merge_by)
+        if self.obj.id_field in self.merge_by or room < 1:
+            return ""
+        others = [
+            c.name
+            for c in self.columns
+            if c.field_id in IDENTITY_FIELDS[self.obj.name] and c.field_id not in self.merge_by
+        ][:room]
+        if not others:
+            return ""
+        keys = json.dumps([*merge_columns, *others])
+        return (
+            f". The stream also has {', '.join(others)}: to merge by it when "
+            f"{', '.join(merge_columns)} is empty, run `meltano config set target-ortto "
+            f"streams.{self.stream_name}.merge_by '{keys}'` and `meltano config set "
+            f"target-ortto streams.{self.stream_name}.find_strategy next_if_empty`"
+        )
 
     def key_from(self, record: Mapping[str, Any]) -> tuple[Any, ...] | None:
         """The merge key of a raw record, converting only its merge columns (if they can be)."""
@@ -313,6 +347,17 @@ def _custom_column(
             f"large text field), or map '{column}' to an existing txt: field in field_map",
         )
     return Column(column, obj.custom_field_id(kind.prefix, name), convert, kind.display_type)
+
+
+def _country_column(properties: Mapping[str, Any], columns: list[Column]) -> str | None:
+    """The column holding the record's country: `country_code`, else `country` (any
+    spelling the aliases accept), else one mapped to the built-in country field."""
+    names = [n for n in properties if not n.startswith("_sdc_")]
+    for wanted in COUNTRY_COLUMNS:
+        for name in names:
+            if alias_key(name) == wanted:
+                return name
+    return next((c.name for c in columns if c.field_id in COUNTRY_FIELDS), None)
 
 
 def _refuse_duplicates(stream_name: str, columns: list[Column]) -> None:

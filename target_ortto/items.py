@@ -42,6 +42,8 @@ class MergeRecord:
     tags: list[str] = field(default_factory=list)
     unset_tags: list[str] = field(default_factory=list)
     location: dict[str, Any] | None = None
+    # Why values were left out (invalid_phones: drop): reported when the record is read.
+    dropped: list[str] = field(default_factory=list, compare=False, repr=False)
 
     def fold(self, later: MergeRecord) -> None:
         """Absorb a later record for the same key: later values win, field by field."""

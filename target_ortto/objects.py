@@ -22,6 +22,15 @@ _MODES = MappingProxyType(
 
 FIND_STRATEGIES = MappingProxyType({"any": 0, "next_if_empty": 1, "all": 2})
 
+# Fields that identify a person or account well enough to merge by (besides Ortto's IDs,
+# which must merge alone): suggested as a second merge_by key when the first is empty.
+IDENTITY_FIELDS = MappingProxyType(
+    {
+        "person": ("str::email", "str::ei", "phn::phone"),
+        "account": ("str:o:name", "str:o:website"),
+    }
+)
+
 # Email and SMS permission (spec section 3, "Consent"): set only by an explicit mapping,
 # and never cleared by a null (that would erase an opt-out).
 CONSENT_FIELDS = frozenset({"bol::p", "bol::sp"})

@@ -13,7 +13,8 @@ import threading
 from target_ortto import api
 from target_ortto.client import OrttoClient
 from target_ortto.errors import ApiError, AuthError, StreamError
-from target_ortto.fields import Column, FieldPlan, readable_name
+from target_ortto.fields import Column, FieldPlan
+from target_ortto.naming import readable_name
 from target_ortto.objects import OrttoObject
 
 # Display types that all take Ortto's "int x1000" decimal representation.

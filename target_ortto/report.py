@@ -15,7 +15,7 @@ from typing import Any
 
 from singer_sdk.singerlib.json import serialize_json
 
-from target_ortto.errors import ConfigError, InvalidRecordError
+from target_ortto.errors import ConfigError, InvalidRecordError, key_pattern
 
 # Counter name -> how the summary says it, in the order it says them.
 SUMMARY_COUNTS = {
@@ -26,6 +26,7 @@ SUMMARY_COUNTS = {
     "subscribed": "subscribed",
     "unsubscribed": "unsubscribed",
     "rejected": "rejected",
+    "phones_dropped": "phones_dropped",
     "cleared": "cleared",
     "archived": "archived",
     "deleted": "deleted",
@@ -47,7 +48,7 @@ class JsonLinesFile:
 
     def __init__(self, path: str, redact: str | None = None, setting: str = "") -> None:
         self.path = Path(path)
-        self._redact = redact
+        self._redact = key_pattern(redact) if redact else None
         self._setting = setting
         self._file: Any = None
         self._lock = threading.Lock()
@@ -55,7 +56,7 @@ class JsonLinesFile:
     def write(self, entry: Mapping[str, Any]) -> None:
         line = serialize_json(entry)
         if self._redact:
-            line = line.replace(self._redact, "[REDACTED]")
+            line = self._redact.sub("[REDACTED]", line)
         with self._lock:
             if self._file is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -131,6 +132,22 @@ class RunReport:
                 stream,
                 status,
                 status,
+            )
+
+    def phones_dropped(self, stream: str, key: str, reasons: list[str]) -> None:
+        """Phones left out of a record that is still written (invalid_phones: drop):
+        counted, and warned about once per stream with the first as an example."""
+        with self._lock:
+            first = not self.counts[stream]["phones_dropped"]
+            self.counts[stream]["phones_dropped"] += len(reasons)
+        if first:
+            self.logger.warning(
+                "Stream '%s': phone numbers that cannot be read are left out and the people "
+                "written without them (invalid_phones: drop), counted as phones_dropped in the "
+                "summary. First: record %s, %s",
+                stream,
+                key,
+                reasons[0],
             )
 
     def total(self, outcome: str) -> int:

@@ -253,6 +253,12 @@ class Settings:
         "Two-letter country (e.g. AU) for phone numbers without a +code.",
         parse=_country,
     )
+    invalid_phones: str = setting(
+        "reject",
+        "reject: an unreadable phone makes the person invalid (on_invalid_record); drop: "
+        "the person is written without it (counted as phones_dropped, warned).",
+        choices=("reject", "drop"),
+    )
     create_custom_fields: bool = setting(
         False, "Create missing Ortto custom fields, typed from the stream schema."
     )

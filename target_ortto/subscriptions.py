@@ -9,8 +9,8 @@ from typing import Any
 
 from target_ortto.convert import ConversionError, to_boolean, to_email, to_ortto_id
 from target_ortto.errors import StreamError
-from target_ortto.fields import alias_key
 from target_ortto.items import Invalid, Subscription
+from target_ortto.naming import alias_key
 
 # Ortto identifies a person in a subscription by one of these, in this order of preference.
 IDENTITIES = ("email", "person_id", "external_id")

@@ -53,6 +53,7 @@ class TargetOrtto(Target):
         """Our checks before the SDK's schema: ours name the fix, and never quote a secret
         (the SDK's schema errors quote the value, e.g. an api_key that is a number)."""
         self.append_builtin_config(self.config_jsonschema)
+        _refuse_load_method(self.config.get("load_method"))
         self.settings = parse_settings(self.config, self.config_jsonschema["properties"])
         return super()._validate_config(raise_errors=raise_errors)
 
@@ -189,3 +190,22 @@ class TargetOrtto(Target):
         except (OrttoError, SingerSDKError, SingerReadError) as exc:
             cls.logger.error("%s", exc)
             sys.exit(1)
+
+
+# The SDK's `load_method` values target-ortto can honour: it merges (upserts) every record.
+LOAD_METHODS = ("append-only", "upsert")
+
+
+def _refuse_load_method(value: Any) -> None:
+    """`overwrite` would promise to replace what Ortto holds with the input: refused, not
+    silently treated as an upsert."""
+    if value is None or value in LOAD_METHODS:
+        return
+    raise ConfigError(
+        f"Setting 'load_method' is {value!r}, which target-ortto cannot honour: it merges "
+        "each record into the Ortto person or account with its key (an upsert) and never "
+        "empties Ortto first. Use upsert (`meltano config set target-ortto load_method "
+        "upsert`) or unset it. To remove people whose rows left a full extract, set "
+        "streams.<stream>.full_snapshot and streams.<stream>.delete_behavior (e.g. "
+        "`meltano config set target-ortto streams.people.full_snapshot true`)."
+    )

@@ -313,15 +313,44 @@ def clock() -> FakeClock:
 # ----- real sockets without the sandbox -----
 
 
-def test_a_refused_connection_is_retried_then_reported_by_name(clock):
+def test_a_refused_first_connection_stops_at_once_naming_api_url():
     with socket.socket() as probe:  # a port nobody listens on once the probe is closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    client = OrttoClient(f"http://127.0.0.1:{port}", API_KEY, max_retries=1, clock=clock)
+    url = f"http://127.0.0.1:{port}"
+    client = OrttoClient(url, API_KEY, max_retries=8)  # real clock: backoff would take a minute
+
+    started = time.monotonic()
+    with pytest.raises(ApiError, match=rf"nothing answers at api_url={url}") as failed:
+        client.request("POST", "/v1/person/merge", {"people": []})
+    assert time.monotonic() - started < 5
+    assert "region" in str(failed.value)
+    assert client.stats == {"requests": 1, "retries": 0, "rate_limited": 0}
+
+
+def test_an_unknown_host_on_the_first_call_names_the_region(clock):
+    ortto = ScriptedOrtto(clock, httpx.ConnectError("[Errno -2] Name or service not known"))
+    client = OrttoClient(
+        "https://api.eu.ap3api.com",
+        API_KEY,
+        region="eu",
+        clock=clock,
+        transport=httpx.MockTransport(ortto),
+    )
+
+    with pytest.raises(ApiError, match=r"nothing answers at region=eu \(https://api.eu"):
+        client.request("POST", MERGE, BODY)
+    assert len(ortto.requests) == 1 and clock.sleeps == []
+
+
+def test_a_refused_connection_after_an_answer_is_retried_then_reported_by_name(clock):
+    ortto = ScriptedOrtto(clock, ok(), httpx.ConnectError("refused"))
+    client = ortto.client(max_retries=1)
+    client.request("POST", MERGE, BODY)
 
     with pytest.raises(ApiError, match=r"failed 2 times \(last: ConnectError\)"):
-        client.request("POST", "/v1/person/merge", {"people": []})
-    assert client.stats == {"requests": 2, "retries": 1, "rate_limited": 0}
+        client.request("POST", MERGE, BODY)
+    assert client.stats == {"requests": 3, "retries": 1, "rate_limited": 0}
 
 
 def test_a_server_that_never_answers_times_out_and_is_retried(clock):
@@ -671,18 +700,29 @@ def test_bad_requests_never_reach_the_ban_threshold_even_concurrently(clock):
 
 def test_the_request_log_gets_every_attempt_with_its_answer_and_never_the_key(clock):
     failed = {"request_id": "r-1", "code": 503, "error": "busy"}
-    ortto = ScriptedOrtto(
-        clock, httpx.ConnectError("refused"), httpx.Response(503, json=failed), ok()
-    )
+    ortto = ScriptedOrtto(clock, httpx.ReadTimeout("slow"), httpx.Response(503, json=failed), ok())
     entries: list[dict[str, Any]] = []
 
     ortto.client(request_log=entries.append).request("POST", MERGE, BODY)
 
     assert [(e["status"], e["response"], e["error"]) for e in entries] == [
-        (None, None, "ConnectError"),
+        (None, None, "ReadTimeout"),
         (503, failed, None),
         (200, CREATED, None),
     ]
     assert all(e["method"] == "POST" and e["path"] == MERGE for e in entries)
     assert all(e["request"] == BODY and e["duration_ms"] >= 0 for e in entries)
     assert API_KEY not in json.dumps(entries)
+
+
+def test_a_one_letter_key_is_redacted_from_answers_without_breaking_their_words(clock):
+    echo = {"request_id": "r-1", "code": 401, "error": "key e is not valid"}
+    ortto = ScriptedOrtto(clock, ok(), httpx.Response(401, json=echo))
+
+    def client() -> OrttoClient:
+        return OrttoClient(BASE_URL, "e", clock=clock, transport=httpx.MockTransport(ortto))
+
+    assert client().request("POST", MERGE, BODY) == CREATED
+    with pytest.raises(AuthError) as failed:
+        client().request("POST", MERGE, BODY)
+    assert "key [REDACTED] is not valid" in str(failed.value)

@@ -11,6 +11,7 @@ from target_ortto.convert import (
     MAX_DEPTH,
     ConversionError,
     phone_converter,
+    phone_region,
     to_boolean,
     to_date,
     to_datetime,
@@ -142,6 +143,32 @@ class TestValues:
     def test_a_value_that_cannot_be_converted_is_a_conversion_error(self, convert, value):
         with pytest.raises(ConversionError):
             convert(value)
+
+    @pytest.mark.parametrize(
+        ("country", "region"),
+        [
+            ("AU", "AU"),
+            ("au", "AU"),
+            (" Australia ", "AU"),
+            ("United States", "US"),
+            ("united states of america", "US"),
+            ("UK", "GB"),
+            ("New Zealand", "NZ"),
+            ("Côte d'Ivoire", "CI"),
+            ("Atlantis", None),
+            ("", None),
+            (None, None),
+            (61, None),
+        ],
+    )
+    def test_a_row_s_country_names_its_phone_region(self, country, region):
+        assert phone_region(country) == region
+
+    def test_a_local_number_is_read_in_the_row_s_country_before_the_default(self):
+        to_phone = phone_converter("US")
+        assert to_phone("0401 234 567", "AU") == AU_MOBILE
+        assert to_phone("(650) 253-0000") == {"c": "1", "n": "6502530000"}
+        assert to_phone("+61 401 234 567", "GB") == AU_MOBILE  # +country wins
 
     def test_phone_without_country_code_is_invalid_without_a_default_country(self):
         with pytest.raises(ConversionError, match="default_phone_country"):

@@ -8,8 +8,9 @@ from decimal import Decimal
 import pytest
 
 from target_ortto.errors import StreamError
-from target_ortto.fields import FieldPlan, kebab_case
+from target_ortto.fields import FieldPlan
 from target_ortto.items import Invalid
+from target_ortto.naming import kebab_case
 from target_ortto.objects import ACCOUNT, PERSON
 
 STR = {"type": "string"}
@@ -404,6 +405,43 @@ class TestRecords:
         assert fields["dtz::b"] == {"year": 1990, "month": 5, "day": 1, "timezone": "UTC"}
         assert fields["bol::gdpr"] is True
 
+    @pytest.mark.parametrize("column", ["country", "country_code", "Country Code"])
+    def test_phone_is_read_in_the_row_s_own_country_before_the_default(self, column):
+        plan = people({"email": STR, "phone": STR, column: STR}, default_phone_country="US")
+        au = plan.apply({"email": "a@x.co", "phone": "0401 234 567", column: "Australia"})
+        us = plan.apply({"email": "b@x.co", "phone": "(650) 253-0000", column: None})
+        unknown = plan.apply({"email": "c@x.co", "phone": "(650) 253-0000", column: "Atlantis"})
+        assert au.fields["phn::phone"] == {"c": "61", "n": "401234567"}
+        assert (
+            us.fields["phn::phone"]
+            == unknown.fields["phn::phone"]
+            == {
+                "c": "1",
+                "n": "6502530000",
+            }
+        )
+
+    def test_an_unreadable_phone_rejects_the_person_by_default(self):
+        plan = people({"email": STR, "phone": STR})
+        result = plan.apply({"email": "a@x.co", "phone": "0401 234 567"})
+        assert isinstance(result, Invalid) and "phn::phone" in result.reason
+        assert "meltano config set target-ortto invalid_phones drop" in result.reason
+
+    def test_invalid_phones_drop_writes_the_person_without_the_phone(self):
+        plan = people({"email": STR, "phone": STR, "first_name": STR}, invalid_phones="drop")
+        result = plan.apply({"email": "a@x.co", "phone": "0401 234 567", "first_name": "Ann"})
+        assert result.fields == {"str::email": "a@x.co", "str::first": "Ann"}
+        assert len(result.dropped) == 1 and "'0401 234 567'" in result.dropped[0]
+        good = plan.apply({"email": "b@x.co", "phone": "+61 401 234 567"})
+        assert good.dropped == [] and "phn::phone" in good.fields
+
+    def test_a_phone_that_is_the_merge_key_is_never_dropped(self):
+        plan = people(
+            {"phone": STR, "external_id": STR}, merge_by=("phone",), invalid_phones="drop"
+        )
+        result = plan.apply({"phone": "nonsense", "external_id": "E-1"})
+        assert isinstance(result, Invalid)
+
     def test_phone_uses_the_plans_default_country(self):
         plan = people({"email": STR, "phone": STR}, default_phone_country="AU")
         fields = plan.apply({"email": "ann@example.com", "phone": "0401 234 567"}).fields
@@ -551,6 +589,33 @@ class TestMergeBy:
         result = plan.apply(record)
         assert isinstance(result, Invalid)
         assert "str::email" in result.reason and "str::ei" in result.reason
+
+    def test_no_email_suggests_merging_by_the_stream_s_external_id_too(self):
+        plan = people({"email": STR, "external_id": STR, "first_name": STR})
+        result = plan.apply({"email": None, "external_id": "E-1"})
+        assert isinstance(result, Invalid)
+        assert result.reason == (
+            "no value in any merge_by column (email -> str::email). The stream also has "
+            "external_id: to merge by it when email is empty, run `meltano config set "
+            'target-ortto streams.people.merge_by \'["email", "external_id"]\'` and '
+            "`meltano config set target-ortto streams.people.find_strategy next_if_empty`"
+        )
+
+    def test_an_account_without_name_suggests_its_website(self):
+        result = accounts({"name": STR, "domain": STR}).apply({"domain": "x.co"})
+        assert isinstance(result, Invalid)
+        assert 'streams.accounts.merge_by \'["name", "domain"]\'' in result.reason
+        assert "find_strategy next_if_empty" in result.reason
+
+    @pytest.mark.parametrize(
+        "properties",
+        [{"email": STR, "first_name": STR}, {"email": STR, "external_id": STR}],
+    )
+    def test_no_second_key_is_suggested_where_there_is_none_to_add(self, properties):
+        merge_by = ("email", "external_id") if "external_id" in properties else ()
+        result = people(properties, merge_by=merge_by).apply({"first_name": "Ann"})
+        assert isinstance(result, Invalid)
+        assert "meltano" not in result.reason
 
     def test_a_person_with_neither_email_nor_external_id_is_invalid(self):
         result = people({"crm_id": STR, "email": STR}, merge_by=("crm_id",)).apply({"crm_id": "C"})

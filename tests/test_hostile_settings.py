@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -302,3 +304,32 @@ def test_checking_an_output_path_leaves_no_file_or_folder_behind(sandbox, config
     assert done.returncode == 0, done.stderr[-2000:]
     assert not (tmp_path / "new").exists()
     assert len(sandbox.store.people) == 1
+
+
+@pytest.mark.parametrize("method", ["overwrite", "replace"])
+def test_a_load_method_the_target_cannot_honour_is_refused_saying_why(config, tmp_path, method):
+    config["load_method"] = method
+
+    line = failed_with(run_cli(config, people_messages(), tmp_path), "load_method", method)
+    assert "meltano config set target-ortto load_method upsert" in line
+    assert "never empties Ortto" in line
+
+
+@pytest.mark.parametrize("method", ["append-only", "upsert"])
+def test_the_load_methods_the_target_honours_are_accepted(sandbox, config, tmp_path, method):
+    config.update(load_method=method, dry_run=True)
+
+    assert run_cli(config, people_messages(), tmp_path).returncode == 0
+
+
+def test_an_api_url_where_nothing_listens_stops_within_seconds_naming_it(config, tmp_path):
+    with socket.socket() as probe:  # a port nobody listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config["api_url"] = f"http://127.0.0.1:{port}"
+
+    started = time.monotonic()
+    done = run_cli(config, people_messages(), tmp_path)
+    assert time.monotonic() - started < 20  # the CLI's own start-up included; was 69 s
+    failed_with(done, "nothing answers at api_url=http://127.0.0.1", "region")
+    assert '"type": "STATE"' not in done.stdout

@@ -149,3 +149,72 @@ def test_progress_lines_appear_on_long_runs(sandbox, config, caplog, monkeypatch
 
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Progress")]
     assert progress and "records read" in progress[-1]
+
+
+def test_the_request_log_redacts_the_key_where_it_stands_alone_not_inside_words(tmp_path):
+    log = report_module.JsonLinesFile(str(tmp_path / "requests.jsonl"), redact="e")
+    log.write({"method": "POST", "path": "/v1/person/merge", "key": "e", "said": "key e here"})
+    log.close()
+
+    line = (tmp_path / "requests.jsonl").read_text()
+    entry = json.loads(line)
+    assert entry == {
+        "method": "POST",
+        "path": "/v1/person/merge",
+        "key": "[REDACTED]",
+        "said": "key [REDACTED] here",
+    }
+
+
+def test_the_request_log_redacts_a_key_json_escapes(tmp_path):
+    key = 'k"ey\\with/quotes'
+    log = report_module.JsonLinesFile(str(tmp_path / "requests.jsonl"), redact=key)
+    log.write({"header": key, "body": {"error": f"bad key {key}"}})
+    log.close()
+
+    line = (tmp_path / "requests.jsonl").read_text()
+    assert "ey" not in line.replace("key", "")
+    assert json.loads(line) == {"header": "[REDACTED]", "body": {"error": "bad key [REDACTED]"}}
+
+
+def phone_people() -> list[dict]:
+    schema = {**PEOPLE, "phone": {"type": ["string", "null"]}, "country": {"type": "string"}}
+    rows = [
+        {"id": 1, "email": "au@example.com", "phone": "0401 234 567", "country": "Australia"},
+        {"id": 2, "email": "us@example.com", "phone": "(650) 253-0000", "country": "US"},
+        {"id": 3, "email": "bad@example.com", "phone": "12", "country": "AU"},
+        {"id": 4, "email": "bad2@example.com", "phone": "call me", "country": "AU"},
+    ]
+    return [schema_message("people", schema, ["id"]), *record_messages("people", rows)]
+
+
+def test_invalid_phones_drop_writes_people_without_them_counted_and_warned_once(
+    sandbox, config, caplog
+):
+    config["invalid_phones"] = "drop"
+
+    with caplog.at_level(logging.INFO):
+        result = run_target(config, phone_people())
+
+    assert result.error is None
+    people = {p.fields["str::email"]: p.fields for p in sandbox.store.people.values()}
+    assert people["au@example.com"]["phn::phone"] == {"c": "61", "n": "401234567"}
+    assert people["us@example.com"]["phn::phone"] == {"c": "1", "n": "6502530000"}
+    assert "phn::phone" not in people["bad@example.com"]
+    assert "phn::phone" not in people["bad2@example.com"]
+    warnings = [r.getMessage() for r in caplog.records if "invalid_phones: drop" in r.getMessage()]
+    assert len(warnings) == 1 and "bad@example.com" in warnings[0] and "'12'" in warnings[0]
+    summary = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Summary")]
+    assert summary == ["Summary: Stream 'people': 4 read; created 4, phones_dropped 2"]
+
+
+def test_an_unreadable_phone_rejects_the_person_by_default(sandbox, config):
+    config["on_invalid_record"] = "reject"
+
+    result = run_target(config, phone_people())
+
+    assert result.error is None
+    assert {p.fields["str::email"] for p in sandbox.store.people.values()} == {
+        "au@example.com",
+        "us@example.com",
+    }

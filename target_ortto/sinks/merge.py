@@ -50,6 +50,7 @@ class MergeSink(OrttoSink[MergeRecord]):
             clear_nulls=settings.null_values == "clear",
             default_phone_country=settings.default_phone_country,
             field_types=stream.field_types,
+            invalid_phones=settings.invalid_phones,
         )
         strategy, skip_non_existing = self.obj.modes[stream.mode]
         creates = self.obj is PERSON and not skip_non_existing
@@ -86,6 +87,8 @@ class MergeSink(OrttoSink[MergeRecord]):
 
     def map_record(self, record: Mapping[str, Any]) -> MergeRecord | Deletion | Invalid:
         mapped = self.plan.apply(record)
+        if isinstance(mapped, MergeRecord) and mapped.dropped:
+            self.run.report.phones_dropped(self.stream_name, self.describe(record), mapped.dropped)
         if record.get(SDC_DELETED_AT) is not None and isinstance(mapped, MergeRecord):
             return Deletion(mapped.key)
         return mapped
