@@ -46,8 +46,15 @@ def readme_tables() -> dict[str, str]:
 
 
 def meltano_settings() -> list[dict[str, Any]]:
-    """The `settings:` list of the plugin in meltano.yml and meltano-hub.yml."""
-    return [_meltano_setting(name, prop) for name, prop in config_schema()["properties"].items()]
+    """The `settings:` list of the plugin in meltano.yml and meltano-hub.yml: ours, then the
+    SDK's own (stream maps, flattening, ...), so `meltano config set` stores each with its
+    type."""
+    from target_ortto.target import TargetOrtto  # the SDK adds its settings by capability
+
+    schema = config_schema()
+    TargetOrtto.append_builtin_config(schema)
+    schema = json.loads(json.dumps(schema))  # the SDK's choices are enum members
+    return [_meltano_setting(name, prop) for name, prop in schema["properties"].items()]
 
 
 def _table(first: str, schema: dict[str, Any]) -> str:
