@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from postgres import PostgresServer, running_postgres
 
 from target_ortto.errors import OrttoError
 from target_ortto.sandbox import Sandbox
@@ -28,6 +29,13 @@ DEMO_DATA = REPO / "demo" / "data"
 def _server() -> Iterable[Sandbox]:
     with Sandbox(api_key=API_KEY) as sandbox:
         yield sandbox
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterable[PostgresServer]:
+    """One real PostgreSQL server for the session; each test takes its own database."""
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture
