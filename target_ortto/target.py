@@ -49,6 +49,17 @@ class TargetOrtto(Target):
         cls.append_builtin_config(cls.config_jsonschema)
         return environment_config(cls.config_jsonschema, cls._env_var_prefix)
 
+    @classmethod
+    def append_builtin_config(cls, config_jsonschema: dict) -> None:
+        """The SDK's settings, with `load_method` offering only the values we honour: so
+        `--about` and the plugin definitions (generated from it) never list `overwrite`."""
+        super().append_builtin_config(config_jsonschema)
+        config_jsonschema["properties"]["load_method"] = {
+            **config_jsonschema["properties"]["load_method"],
+            "description": LOAD_METHOD_DESCRIPTION,
+            "enum": list(LOAD_METHODS),
+        }
+
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
         """Our checks before the SDK's schema: ours name the fix, and never quote a secret
         (the SDK's schema errors quote the value, e.g. an api_key that is a number)."""
@@ -194,6 +205,10 @@ class TargetOrtto(Target):
 
 # The SDK's `load_method` values target-ortto can honour: it merges (upserts) every record.
 LOAD_METHODS = ("append-only", "upsert")
+LOAD_METHOD_DESCRIPTION = (
+    "append-only or upsert: both merge each record into the Ortto person or account with its "
+    "key. overwrite is refused: the target never empties Ortto first (see full_snapshot)."
+)
 
 
 def _refuse_load_method(value: Any) -> None:

@@ -138,3 +138,12 @@ def test_plugin_settings_describe_what_about_shows(about, name):
         assert entry.get("value") == prop.get("default")
         assert entry.get("sensitive", False) is prop.get("secret", False)
         assert [option["value"] for option in entry.get("options", [])] == prop.get("enum", [])
+
+
+@pytest.mark.parametrize("name", PLUGIN_FILES)
+def test_plugin_settings_offer_only_the_load_methods_the_target_honours(about, name):
+    entry = next(e for e in plugin_settings(name) if e["name"] == "load_method")
+
+    assert [option["value"] for option in entry["options"]] == ["append-only", "upsert"]
+    assert about["properties"]["load_method"]["enum"] == ["append-only", "upsert"]
+    assert entry["value"] == "append-only"
