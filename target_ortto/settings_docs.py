@@ -1,8 +1,8 @@
 """The README settings tables and Meltano's plugin settings, generated from the declarations.
 
-`python -m target_ortto.settings_docs` rewrites them in README.md, meltano.yml and
-meltano-hub.yml, leaving the rest of those files as they are; tests/test_docs.py fails
-while a file differs from what this would write.
+`python -m target_ortto.settings_docs` rewrites them in README.md, meltano.yml,
+meltano-hub.yml and tests/meltano_postgres/meltano.yml, leaving the rest of those files as
+they are; tests/test_docs.py fails while a file differs from what this would write.
 """
 
 from __future__ import annotations
@@ -136,6 +136,7 @@ FILES: dict[str, Callable[[str], str]] = {
     "README.md": regenerate_readme,
     "meltano.yml": regenerate_plugin,
     "meltano-hub.yml": regenerate_plugin,
+    "tests/meltano_postgres/meltano.yml": regenerate_plugin,  # the tap-postgres test's project
 }
 
 

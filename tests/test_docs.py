@@ -21,7 +21,7 @@ from target_ortto.settings import Settings, StreamSettings
 from target_ortto.target import TargetOrtto
 
 STALE = "generated from the declarations, but stale: run `python -m target_ortto.settings_docs`"
-PLUGIN_FILES = ["meltano.yml", "meltano-hub.yml"]
+PLUGIN_FILES = ["meltano.yml", "meltano-hub.yml", "tests/meltano_postgres/meltano.yml"]
 DECLARED = [(cls, f) for cls in (Settings, StreamSettings) for f in fields(cls)]
 
 
