@@ -94,7 +94,8 @@ def _string_list(prop: Mapping[str, Any]) -> bool:
 def _fixes(column: str) -> str:
     return (
         "Send it as text with a stream map (e.g. "
-        f'"{column}": "json.dumps({column})" in stream_maps), drop it with '
+        f'"{column}": "json.dumps({column}) if {column} is not None else None" in '
+        "stream_maps; a bare json.dumps writes a NULL as the text 'null'), drop it with "
         f'streams.<stream>.field_map: {{"{column}": null}} (or map it there to an Ortto field '
         "ID), or enable flattening_enabled with flattening_max_depth."
     )

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import API_KEY, REPO, assert_clean, run_cli
 
 MELTANO = Path(sys.executable).parent / "meltano"
@@ -149,6 +151,18 @@ def test_tap_postgres_jsonb_without_a_fix_is_refused_at_schema(
     done = run_cli(config, tapped.stdout, tmp_path)
 
     assert done.returncode != 0
-    assert "preferences" in done.stderr and "json.dumps" in done.stderr
+    assert "json.dumps(preferences) if preferences is not None else None" in done.stderr
     assert not sandbox.store.people
     assert not sandbox.store.custom_fields("person")  # refused before any field was created
+
+
+def test_the_readme_example_is_this_projects_configuration():
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### tap-postgres, end to end") :]
+    [shown] = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    project = yaml.safe_load((PROJECT / "meltano.yml").read_text())
+    [loader] = project["plugins"]["loaders"]
+
+    assert shown["config"] == {k: v for k, v in loader["config"].items() if not k.endswith("_path")}
+    [tap] = project["plugins"]["extractors"]
+    assert f"pip_url: {tap['pip_url']}" in section
