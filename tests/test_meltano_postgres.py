@@ -34,19 +34,21 @@ CREATE TABLE customers (
     signup_date date,
     last_seen_at timestamptz,
     tags text[],
+    plans text[],
     preferences jsonb,
     bio text
 );
 INSERT INTO customers VALUES
  (1, 'ava@example.com', 'Ava', 'AU', '0412 345 678', 1234.50, '2024-03-01',
-  '2025-06-01 10:30:00+10', '{{vip,beta}}', '{{"newsletter": true, "topics": ["ai"]}}', '{BIO}'),
+  '2025-06-01 10:30:00+10', '{{vip,beta}}', '{{pro,data}}',
+  '{{"newsletter": true, "topics": ["ai"]}}', '{BIO}'),
  (2, 'ben@example.com', 'Ben', 'United States', '(415) 555-2671', 99.99, '2023-11-15',
-  '2025-06-02 08:00:00-07', '{{beta}}', '[1, 2]', 'Short.'),
+  '2025-06-02 08:00:00-07', '{{beta}}', '{{pro}}', '[1, 2]', 'Short.'),
  (3, 'chloe@example.com', 'Chloé', 'gb', '020 7946 0958', NULL, '2022-01-31',
-  NULL, '{{}}', NULL, NULL),
+  NULL, '{{}}', NULL, NULL, NULL),
  (4, 'dieter@example.com', 'Dieter', 'Germany', '030 901820', 0, '2021-07-04',
-  '2025-01-01 00:00:00+00', NULL, '"plain"', NULL),
- (5, 'eve@example.com', 'Eve', 'AU', '12', 10, NULL, NULL, '{{vip}}', '{{}}', NULL);
+  '2025-01-01 00:00:00+00', NULL, NULL, '"plain"', NULL),
+ (5, 'eve@example.com', 'Eve', 'AU', '12', 10, NULL, NULL, '{{vip}}', '{{}}', '{{}}', NULL);
 """
 
 
@@ -93,6 +95,10 @@ def person(sandbox, email: str) -> dict:
 
 
 def test_meltano_run_tap_postgres_loads_a_realistic_customers_table(sandbox, pipeline_env):
+    sandbox.store.add_custom_field(  # a multi-select field the Ortto instance already has
+        "person", "sst:cm:plans", "Plans", "multi_select", values=["pro", "data", "team"]
+    )
+
     done = meltano("run", "--full-refresh", "tap-postgres", "target-ortto", env=pipeline_env)
 
     output = done.stdout + done.stderr
@@ -102,6 +108,7 @@ def test_meltano_run_tap_postgres_loads_a_realistic_customers_table(sandbox, pip
     assert len(sandbox.store.people) == 5
     field_types = {f.id: f.display_type for f in sandbox.store.custom_fields("person")}
     assert field_types == {
+        "sst:cm:plans": "multi_select",  # text[] -> JSON text -> field_map to sst:cm:plans
         "int:cm:id": "integer",
         "int:cm:lifetime-value": "decimal",  # numeric
         "dtz:cm:signup-date": "date",  # date
@@ -112,6 +119,7 @@ def test_meltano_run_tap_postgres_loads_a_realistic_customers_table(sandbox, pip
 
     ava = person(sandbox, "ava@example.com")
     assert ava["tags"] == ["beta", "vip"]  # text[] -> flattened to JSON text -> tags
+    assert ava["sst:cm:plans"] == ["pro", "data"]
     assert ava["phn::phone"] == {"c": "61", "n": "412345678"}  # national, country AU
     assert ava["int:cm:lifetime-value"] == 1234500  # Ortto decimals are thousandths
     assert ava["dtz:cm:signup-date"] == {"year": 2024, "month": 3, "day": 1, "timezone": "UTC"}
@@ -129,7 +137,9 @@ def test_meltano_run_tap_postgres_loads_a_realistic_customers_table(sandbox, pip
         "chloe@example.com": {"c": "44", "n": "2079460958"},  # country 'gb'
         "dieter@example.com": {"c": "49", "n": "30901820"},  # country 'Germany'
     }
-    assert json.loads(person(sandbox, "ben@example.com")["str:cm:preferences"]) == [1, 2]
+    ben = person(sandbox, "ben@example.com")
+    assert json.loads(ben["str:cm:preferences"]) == [1, 2]
+    assert ben["sst:cm:plans"] == ["pro"]
     chloe = person(sandbox, "chloe@example.com")
     assert chloe["tags"] == []
     assert "str:cm:preferences" not in chloe and "txt:cm:bio" not in chloe  # NULLs skipped
