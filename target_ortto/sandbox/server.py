@@ -32,7 +32,7 @@ BAD_STATUSES = frozenset({400, 401, 403, 404, 405})
 SERVER_ERRORS = (500, 502, 503)
 # Ortto: "payload ≤ 2 MB" (10^6 or 2^20 not said); its refusal is unrecorded: 413 here.
 MAX_PAYLOAD = 2_000_000
-_RECORD_KEYS = ("people", "accounts", "organizations", "inclusion_ids")
+_RECORD_KEYS = ("people", "accounts", "organizations", "inclusion_ids", "activities")
 _KIND_PATHS = {"person": "/v1/person", "account": "/v1/accounts"}
 
 Handler = Callable[[dict[str, Any]], Any]
@@ -78,6 +78,9 @@ def _api_routes(store: Store) -> dict[str, tuple[str, Handler]]:
         "/v1/organizations/merge": ("POST", partial(store.merge, "organization")),
         "/v1/audiences/get": ("POST", store.get_audiences),
         "/v1/audience/subscribe": ("PUT", store.subscribe),
+        "/v1/instance-schema/get": ("POST", store.instance_schema),
+        "/v1/definitions/activity/create": ("POST", store.create_activity_definition),
+        "/v1/activities/create": ("POST", store.create_activities),
     }
     for kind, prefix in _KIND_PATHS.items():
         routes |= {
