@@ -110,24 +110,26 @@ class Definitions:
             return created
 
     def _compare(self, stream: str, activity_id: str, attributes: Sequence[Attribute]) -> None:
+        """Each attribute must be in the definition with a compatible type. Attribute IDs
+        carry their type (`str:cm:stage`), so one of another type has another ID, found
+        by its name."""
         have = (self._known or {}).get(activity_id, {})
-        missing = [a for a in attributes if a.field_id not in have]
-        clashes = [
-            a
-            for a in attributes
-            if a.field_id in have and not compatible(a.display_type, have[a.field_id])
-        ]
-        if not missing and not clashes:
+        by_name = {field_id.split(":", 2)[-1]: field_id for field_id in have}
+        lines = []
+        for a in attributes:
+            field_id = a.field_id if a.field_id in have else by_name.get(a.name)
+            if field_id is None:
+                lines.append(
+                    f"  - column '{a.column}' -> {a.field_id} ({a.display_type}) is not an "
+                    "attribute of the definition"
+                )
+            elif field_id != a.field_id or not compatible(a.display_type, have[field_id]):
+                lines.append(
+                    f"  - column '{a.column}' needs {a.field_id} ({a.display_type}), the "
+                    f"definition has {field_id} ({have[field_id]})"
+                )
+        if not lines:
             return
-        lines = [
-            f"  - column '{a.column}' needs {a.field_id} ({a.display_type}), the definition "
-            f"has {have[a.field_id]}"
-            for a in clashes
-        ] + [
-            f"  - column '{a.column}' -> {a.field_id} ({a.display_type}) is not an attribute "
-            "of the definition"
-            for a in missing
-        ]
         raise StreamError(
             f"Stream '{stream}': the custom activity {activity_id} in Ortto does not take "
             "these attributes as the stream sends them, and Ortto would answer 'queued' and "

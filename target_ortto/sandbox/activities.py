@@ -135,6 +135,7 @@ class Activities:
                 f"custom activity limit reached: this plan allows {self.limit} custom activities"
             )
         wanted = {a["name"]: a.get("display_type", "text") for a in attributes}
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(self.clock()))
         definition = self.add_definition(name, wanted)
         return {
             "custom_activity": {
@@ -151,8 +152,14 @@ class Activities:
                     }
                     for field_id, a in definition.attributes.items()
                 ],
-                "icon_id": body.get("icon_id"),
+                **{
+                    k: body.get(k)
+                    for k in ("icon_id", "track_conversion_value", "touch", "filterable")
+                },
+                "visible_in_feeds": body.get("visible_in_feeds"),
                 "created_by": "Public API",
+                "created_at": now,
+                "edited_at": now,
             }
         }
 
