@@ -76,7 +76,7 @@ def events(rng: random.Random) -> list[dict]:
         when = start + timedelta(days=rng.randint(0, 60), minutes=rng.randint(0, 600))
         amount = round(rng.uniform(500, 50_000), 2)
         previous = None
-        for stage in STAGES[: rng.randint(2, 4)] + [rng.choice(["Won", "Lost"])]:
+        for stage in [*STAGES[: rng.randint(2, 4)], rng.choice(["Won", "Lost"])]:
             rows.append(
                 {
                     "id": len(rows) + 1,

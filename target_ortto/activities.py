@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from target_ortto.convert import ConversionError
 from target_ortto.errors import StreamError
 from target_ortto.field_types import DISPLAY_TYPES, builtin_converter, custom_type, schema_types
@@ -39,6 +41,8 @@ CLOCK_SKEW = dt.timedelta(minutes=5)  # how far in the future `created` may be
 RETENTION = dt.timedelta(days=90)  # a-631: activity data is kept 90 days by default
 ACTIVITY_ID = re.compile(r"^act:cm:[a-z0-9]+(-[a-z0-9]+)*$")
 IDENTITY_FIELDS = ("str::email", "str::ei", "str::person_id")
+_JSON = msgspec.json.Encoder(enc_hook=str)
+PEOPLE_CACHE = 10_000  # people whose converted columns a sink keeps
 
 
 def activity_id(ref: Any) -> str:
@@ -83,6 +87,7 @@ class Activity:
     person: MergeRecord  # the person's merge fields; `person.key` identifies them
     location: dict[str, Any] | None = None
     when: dt.datetime | None = field(default=None, compare=False)
+    person_ref: str = field(default="", compare=False)  # the person's ledger key (sinks)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -265,6 +270,18 @@ class ActivityPlan:
             source_ip_column=source_ip,
         )
 
+    def _person_of(
+        self, record: Mapping[str, Any], people: dict[Any, MergeRecord | Invalid] | None
+    ) -> MergeRecord | Invalid:
+        raw = _person_cache_key(self.person, record) if people is not None else None
+        if raw is None or people is None:
+            return self.person.apply(record)
+        if raw not in people:
+            if len(people) >= PEOPLE_CACHE:
+                people.clear()
+            people[raw] = self.person.apply(record)
+        return people[raw]
+
     def activity_of(self, record: Mapping[str, Any]) -> str:
         """The record's activity ID; raises `ConversionError` when its column cannot say."""
         if self.activity is not None:
@@ -282,9 +299,17 @@ class ActivityPlan:
             raise ConversionError(f"no value in column '{self.created_column}'")
         return parse_created(value, now)
 
-    def apply(self, record: Mapping[str, Any], now: dt.datetime) -> Activity | Invalid:
-        """The record's activity; never raises for bad data, returns `Invalid` instead."""
-        person = self.person.apply(record)
+    def apply(
+        self,
+        record: Mapping[str, Any],
+        now: dt.datetime,
+        people: dict[Any, MergeRecord | Invalid] | None = None,
+    ) -> Activity | Invalid:
+        """The record's activity; never raises for bad data, returns `Invalid` instead.
+
+        `people` caches the person part by its raw values (events repeat their person):
+        the records it holds are shared, so never changed."""
+        person = self._person_of(record, people)
         if isinstance(person, Invalid):
             return person
         try:
@@ -317,13 +342,22 @@ class ActivityPlan:
             location=location,
             when=when,
         )
-        size = len(json.dumps(item.body(), default=str, separators=(",", ":")).encode())
+        size = len(_JSON.encode(item.body()))
         if size > MAX_ACTIVITY_BYTES:
             return Invalid(
                 f"the activity is {size} bytes; Ortto takes at most 16 kB an activity (its "
                 "attributes and person fields): shorten or drop long columns with a stream map"
             )
         return item
+
+
+def _person_cache_key(plan: FieldPlan, record: Mapping[str, Any]) -> Any:
+    values = tuple(record.get(c.name) for c in plan.columns)
+    try:
+        hash(values)
+    except TypeError:
+        return None
+    return values
 
 
 def _created_column(

@@ -215,22 +215,17 @@ class Activities:
                 raise _Dropped(f"{field_id}: {error}")
         person_id = self._person(item, merge_by)
         created, key = item.get("created"), item.get("key")
-        if key is not None and any(
-            e.activity_id == definition.id and e.key == key and e.created == created
-            for e in self.events
-        ):
+        pair = json.dumps([definition.id, key, created])
+        if key is not None and pair in self._keys:
             raise _Dropped("duplicate key and created")  # Ortto deduplicates the pair
         now = self.clock()
-        recent = sum(
-            1
-            for e in self.events
-            if e.activity_id == definition.id
-            and e.person_id == person_id
-            and now - e.received < DAY
-        )
-        if recent >= DAILY_CAP:
+        recent = self._recent.setdefault((definition.id, person_id), [])
+        recent[:] = [t for t in recent if now - t < DAY]
+        if len(recent) >= DAILY_CAP:
             raise _Dropped("over 50 events of one activity per person in 24 h")
         definition.state = "live"  # the state turns live with the first event
+        recent.append(now)
+        self._keys.add(pair)
         self.events.append(Event(definition.id, person_id, created, key, attributes, now))
 
     def _person(self, item: dict[str, Any], merge_by: Any) -> str:

@@ -86,6 +86,11 @@ def activity_outcomes(answer: Any, count: int) -> list[api.Outcome]:
     return outcomes
 
 
+def _cap_key(activity: str, person: str, hour: int, n: int) -> str:
+    """The ledger key of the n-th event of an activity sent to a person in an hour."""
+    return f"{activity} {hour} {n} {person}"
+
+
 def _cutoff(since: float | dt.date | None, now: dt.datetime) -> dt.datetime | None:
     if since is None:
         return None
@@ -140,6 +145,8 @@ class ActivitySink(OrttoSink[Activity]):
         self._sent: Counter[tuple[str, str]] = Counter()  # (activity, person): last 25 h
         self._hour_rows: Counter[tuple[str, str, int]] = Counter()  # cap rows per hour
         self._beyond_retention = 0
+        self._checked: set[str] = set()  # activities whose definition was checked
+        self._people_seen: dict[Any, Any] = {}  # raw person columns -> converted
 
     def setup(self) -> None:
         super().setup()
@@ -174,9 +181,12 @@ class ActivitySink(OrttoSink[Activity]):
     def map_record(self, record: Mapping[str, Any]) -> Activity | Deletion | Invalid:
         if record.get(SDC_DELETED_AT) is not None:  # an event deleted at the source: kept
             return Deletion(("deleted", event_key(record, self.plan.key_properties)))
-        item = self.plan.apply(record, dt.datetime.now(dt.timezone.utc))
+        item = self.plan.apply(record, dt.datetime.now(dt.timezone.utc), self._people_seen)
         if isinstance(item, Activity):
-            self._check_definition(item.activity_id)  # before anything of it is sent
+            if item.activity_id not in self._checked:  # before anything of it is sent
+                self._check_definition(item.activity_id)
+                self._checked.add(item.activity_id)
+            item.person_ref = repr(item.person.key)  # stable text: a tuple of str, int, None
         return item
 
     def payload(self, item: Activity) -> Any:
@@ -217,10 +227,10 @@ class ActivitySink(OrttoSink[Activity]):
         self, pending: list[tuple[Activity, dict]]
     ) -> list[tuple[list[tuple[Activity, dict]], Send]]:
         pending = self._within_cap(pending)
-        ids, refused = self._people_first([item.person for item, _ in pending])
+        ids, refused = self._people_first([(i.person_ref, i.person) for i, _ in pending])
         ready = []
         for item, record in pending:
-            person = ledger_key(item.person.key)
+            person = item.person_ref
             if person in refused:
                 reason = f"its person could not be written first: {refused[person]}"
                 self.run.report.invalid(self.stream_name, self.describe(record), reason, record)
@@ -245,9 +255,9 @@ class ActivitySink(OrttoSink[Activity]):
         with self._lock:
             for (item, _, body), outcome in zip(chunk, outcomes, strict=True):
                 if outcome.acknowledged:
-                    pair = (item.activity_id, ledger_key(item.person.key), hour)
+                    pair = (item.activity_id, item.person_ref, hour)
                     self._hour_rows[pair] += 1
-                    key = ledger_key([*pair, self._hour_rows[pair]])
+                    key = _cap_key(*pair, self._hour_rows[pair])
                     rows.append((key, "sent", body["person_id"]))
         self.run.ledger.acknowledge(self.caps, rows)
         return outcomes
@@ -255,12 +265,12 @@ class ActivitySink(OrttoSink[Activity]):
     def _within_cap(self, pending: list[tuple[Activity, dict]]) -> list[tuple[Activity, dict]]:
         """At most `DAILY_CAP` events of one activity per person in 24 h: those sent in the
         last `CAP_HOURS` hours (this run and earlier ones, from the ledger) count."""
-        pairs = {(i.activity_id, ledger_key(i.person.key)) for i, _ in pending}
+        pairs = {(i.activity_id, i.person_ref) for i, _ in pending}
         self._load_caps(pairs)
         kept, over = [], []
         with self._lock:
             for item, record in pending:
-                pair = (item.activity_id, ledger_key(item.person.key))
+                pair = (item.activity_id, item.person_ref)
                 if self._sent[pair] >= DAILY_CAP:
                     over.append(record)
                 else:
@@ -286,26 +296,27 @@ class ActivitySink(OrttoSink[Activity]):
             return
         hour = int(time.time() // 3600)
         hours = range(hour - CAP_HOURS + 1, hour + 1)
-        first = {ledger_key([*p, h, 1]): (p, h) for p in new for h in hours}
+        first = {_cap_key(*p, h, 1): (p, h) for p in new for h in hours}
         used = [first[k] for k in self.run.ledger.known(self.caps, list(first))]
         if not used:
             return
-        every = {ledger_key([*p, h, n]): (p, h) for p, h in used for n in range(1, DAILY_CAP + 1)}
+        every = {_cap_key(*p, h, n): (p, h) for p, h in used for n in range(1, DAILY_CAP + 1)}
         with self._lock:
             for key in self.run.ledger.known(self.caps, list(every)):
                 pair, at = every[key]
                 self._sent[pair] += 1
                 self._hour_rows[(*pair, at)] += 1
 
-    def _people_first(self, people: list[MergeRecord]) -> tuple[dict[str, str], dict[str, str]]:
+    def _people_first(
+        self, people: list[tuple[str, MergeRecord]]
+    ) -> tuple[dict[str, str], dict[str, str]]:
         """Each person's Ortto ID (person ledger key -> ID), and why people were refused.
 
         People the ledger knows with the same fields go straight by ID; known ones with new
         fields get the overwrite merge (async_merge applies); unknown ones the consent-safe
         create (`consent.py`), always answered, since the activities need their IDs."""
         folded: dict[str, MergeRecord] = {}
-        for person in people:
-            key = ledger_key(person.key)
+        for key, person in people:
             if key in folded:
                 folded[key].fold(person)
             else:
@@ -355,7 +366,7 @@ class ActivitySink(OrttoSink[Activity]):
 
     def _show_plan(self, pending: list[tuple[Activity, dict]]) -> None:
         """A dry run also says how many people would be made sure of first."""
-        keys = list({ledger_key(item.person.key) for item, _ in pending})
+        keys = list({item.person_ref for item, _ in pending})
         if not self.plan.by_person_id:
             unknown = len(keys) - len(self.run.ledger.known(self.people, keys))
             self.run.report.count(self.stream_name, "planned_people", unknown)
