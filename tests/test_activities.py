@@ -488,3 +488,48 @@ def test_deleted_event_rows_are_kept_not_sent(sandbox, deals, caplog):
 
     assert [a["key"] for a in activities(sandbox)] == ["2"]
     assert any("kept (deleted at source" in r.getMessage() for r in caplog.records)
+
+
+def test_the_readme_worked_example_sends_what_the_readme_shows(sandbox, config):
+    config["streams"] = {
+        "analytics-deal_stage_changes": {
+            "object": "activity",
+            "activity": "Deal stage changed",
+            "created_column": "changed_at",
+            "since": 90,
+        }
+    }
+    schema = {
+        "change_id": {"type": "integer"},
+        "email": {"type": "string"},
+        "deal_name": {"type": "string"},
+        "stage": {"type": "string"},
+        "amount": {"type": "number"},
+        "changed_at": {"type": "string", "format": "date-time"},
+    }
+    row = {
+        "change_id": 7741,
+        "email": "ada@example.com",
+        "deal_name": "Acme renewal",
+        "stage": "Won",
+        "amount": 12500.00,
+        "changed_at": RECENT.isoformat(),  # as tap-postgres sends it; recent: since is 90
+    }
+
+    name = "analytics-deal_stage_changes"
+    result = run_target(config, stream([row], schema, ("change_id",), name=name))
+
+    assert result.error is None
+    sent = requests_to(sandbox, "/v1/activities/create")[0].body["activities"][0]
+    assert sent == {
+        "activity_id": DEAL,
+        "person_id": sandbox.store.find_person("ada@example.com").id,
+        "created": RECENT.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "key": "7741",
+        "attributes": {
+            "int:cm:change-id": 7741,
+            "str:cm:deal-name": "Acme renewal",
+            "str:cm:stage": "Won",
+            "int:cm:amount": 12500000,
+        },
+    }
