@@ -207,3 +207,13 @@ def test_show_lists_custom_activities_and_each_persons_activities(sandbox, api):
     assert "Activities: 1 on 1 people" in shown
     assert "ada@example.com: 1" in shown and "2026-11-20T10:00:00Z" in shown
     assert "int:cm:amount=125000" in shown
+
+
+def test_a_persons_activities_are_read_over_http(sandbox, api):
+    api.post("/v1/definitions/activity/create", json=DEFINITION)
+    pid = person_id(api, "ada@example.com")
+    send(api, activity(pid), activity(pid, "k2"))
+
+    read = httpx.post(f"{sandbox.url}/_sandbox/activities", json={"person_id": pid})
+
+    assert [a["key"] for a in read.json()["activities"]] == ["k1", "k2"]

@@ -120,6 +120,7 @@ class Sandbox:
             "/_sandbox/faults": ("POST", self._set_faults),
             "/_sandbox/custom-fields": ("POST", self._add_custom_field),
             "/_sandbox/audiences": ("POST", self._add_audience),
+            "/_sandbox/activities": ("POST", self._person_activities),
         }
         self._server: Listener | None = None
         self._thread: threading.Thread | None = None
@@ -356,6 +357,10 @@ class Sandbox:
             values=body.get("values"),
         )
         return asdict(custom)
+
+    def _person_activities(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A person's activities: {"person_id": "00…"} (Ortto's own read is unrecorded)."""
+        return {"activities": self.store.activities_of(body["person_id"])}
 
     def _add_audience(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"id": self.store.add_audience(body["name"], body.get("member_emails"))}
