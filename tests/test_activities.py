@@ -533,3 +533,38 @@ def test_the_readme_worked_example_sends_what_the_readme_shows(sandbox, config):
             "int:cm:amount": 12500000,
         },
     }
+
+
+def test_field_types_choose_an_attributes_type_and_consent_is_set_only_when_mapped(sandbox, deals):
+    deals["streams"]["events"]["field_types"] = {"stage": "large_text"}
+    deals["streams"]["events"]["field_map"] = {"opted_in": "bol::p"}
+    schema = {**SCHEMA, "opted_in": {"type": ["boolean", "null"]}}
+
+    result = run_target(deals, stream([event(1, opted_in=True)], schema))
+
+    assert result.error is None
+    assert "txt:cm:stage" in activities(sandbox)[0]["attributes"]
+    assert sandbox.store.find_person("ada@example.com").fields["bol::p"] is True
+
+
+def test_an_activity_stream_takes_no_full_snapshot_or_delete_behavior(sandbox, deals):
+    deals["streams"]["events"]["full_snapshot"] = True
+
+    result = run_target(deals, stream([event(1)]))
+
+    assert "nothing is removed for rows that leave" in str(result.error)
+    assert requests_to(sandbox, "/v1/activities/create") == []
+
+
+def test_baseline_records_events_as_sent_so_the_next_run_sends_none_of_them(sandbox, deals):
+    sandbox.store.add_activity_definition(
+        "deal-stage-changed",
+        {"id": "integer", "stage": "text", "amount": "decimal", "closing-on": "date"},
+    )
+    messages = stream([event(1), event(2)])
+    run_target({**deals, "baseline": True}, messages)
+
+    result = run_target(deals, stream([event(1), event(2), event(3)]))
+
+    assert result.error is None
+    assert [a["key"] for a in activities(sandbox)] == ["3"]
