@@ -21,10 +21,11 @@ from functools import partial
 from typing import Any
 
 from target_ortto import api, consent
-from target_ortto.activities import RETENTION, Activity, ActivityPlan, event_key
+from target_ortto.activities import RETENTION, Activity, ActivityPlan
 from target_ortto.client import BadRequest, OrttoClient
 from target_ortto.convert import ConversionError
 from target_ortto.errors import StreamError
+from target_ortto.event_values import event_key
 from target_ortto.items import Deletion, Invalid, MergeRecord
 from target_ortto.ledger import ledger_key, payload_hash
 from target_ortto.objects import PERSON
