@@ -568,3 +568,18 @@ def test_baseline_records_events_as_sent_so_the_next_run_sends_none_of_them(sand
 
     assert result.error is None
     assert [a["key"] for a in activities(sandbox)] == ["3"]
+
+
+def test_a_refused_batch_is_split_to_find_the_activities_at_fault(sandbox, deals):
+    run_target(deals, stream([event(1)]))  # Ada is known: the next run sends no merge
+
+    result = run_target(
+        deals,
+        stream([event(2), event(3), event(4)]),
+        after_first_schema=lambda: sandbox.fail_next(1, 400),
+    )
+
+    assert result.error is None
+    creates = requests_to(sandbox, "/v1/activities/create")
+    assert [(r.status, r.records) for r in creates[1:]] == [(400, 3), (200, 1), (200, 2)]
+    assert sorted(a["key"] for a in activities(sandbox)) == ["1", "2", "3", "4"]
