@@ -583,3 +583,13 @@ def test_a_refused_batch_is_split_to_find_the_activities_at_fault(sandbox, deals
     creates = requests_to(sandbox, "/v1/activities/create")
     assert [(r.status, r.records) for r in creates[1:]] == [(400, 3), (200, 1), (200, 2)]
     assert sorted(a["key"] for a in activities(sandbox)) == ["1", "2", "3", "4"]
+
+
+def test_a_year_zero_date_time_column_is_an_invalid_record_too(sandbox, deals, tmp_path):
+    deals["on_invalid_record"] = "reject"
+
+    run_target(deals, stream([event(1, occurred_at="0000-01-01T00:00:00Z"), event(2)]))
+
+    (rejected,) = [json.loads(line) for line in (tmp_path / "rejected.jsonl").open()]
+    assert "occurred_at" in rejected["reason"]
+    assert [a["key"] for a in activities(sandbox)] == ["2"]
