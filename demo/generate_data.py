@@ -1,14 +1,15 @@
 """Writes the bundled sample data (demo/data/*.jsonl); deterministic, rerun to refresh.
 
 250 people (one of them updated later in the stream) and 120 organizations, with every
-column type the target maps: strings, integers, decimals, booleans, dates, tags, nulls.
+column type the target maps: strings, integers, decimals, booleans, dates, tags, nulls;
+and 300 deal stage changes of 60 of those people, which become Ortto activities.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 FIRST = ["Ava", "Noah", "Mia", "Liam", "Zoe", "Omar", "Isla", "Kai", "Lena", "Ravi", "Sofia"]
@@ -61,12 +62,47 @@ def organizations(rng: random.Random) -> list[dict]:
     return rows
 
 
+STAGES = ["Qualified", "Proposal", "Negotiation", "Won", "Lost"]
+
+
+def events(rng: random.Random) -> list[dict]:
+    """Deal stage changes: each deal walks through the stages, a few days apart."""
+    rows: list[dict] = []
+    start = datetime(2026, 9, 15, 9, 0, tzinfo=timezone.utc)
+    deal = 0
+    while len(rows) < 300:
+        deal += 1
+        person = rng.randint(1, 60)
+        when = start + timedelta(days=rng.randint(0, 60), minutes=rng.randint(0, 600))
+        amount = round(rng.uniform(500, 50_000), 2)
+        previous = None
+        for stage in [*STAGES[: rng.randint(2, 4)], rng.choice(["Won", "Lost"])]:
+            rows.append(
+                {
+                    "id": len(rows) + 1,
+                    "email": f"person{person}@example.com",
+                    "deal_id": deal,
+                    "deal_name": f"Deal {deal:03d}",
+                    "stage": stage,
+                    "previous_stage": previous,
+                    "amount": amount,
+                    "occurred_at": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                }
+            )
+            previous = stage
+            when += timedelta(days=rng.randint(1, 6), hours=rng.randint(0, 8))
+    return rows[:300]
+
+
 def main() -> None:
     rng = random.Random(20261122)
     out = Path(__file__).parent / "data"
     for name, rows in (("people", people(rng)), ("organizations", organizations(rng))):
         with (out / f"{name}.jsonl").open("w", encoding="utf-8") as f:
             f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    with (out / "events.jsonl").open("w", encoding="utf-8") as f:  # its own random sequence
+        rows = events(random.Random(20261204))
+        f.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
 if __name__ == "__main__":

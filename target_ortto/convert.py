@@ -179,6 +179,22 @@ def to_datetime(value: Any) -> str:
         ) from None
 
 
+def days_or_date(value: Any) -> float | dt.date:
+    """A number of days (as a float), or a date (YYYY-MM-DD)."""
+    try:
+        days = float(value) if not isinstance(value, bool) else -1.0
+    except (TypeError, ValueError):
+        try:
+            return dt.date.fromisoformat(str(value).strip())
+        except ValueError:
+            raise ConversionError(
+                f"a date (YYYY-MM-DD) or a number of days, got {value!r}"
+            ) from None
+    if not 0 <= days < 100_000:  # also refuses NaN
+        raise ConversionError(f"a number of days from 0, or a date, got {value!r}")
+    return days
+
+
 def to_ortto_id(value: Any) -> str:
     """An Ortto person or account ID; anything else is refused rather than misread."""
     text = to_string(value).strip().lower()

@@ -211,7 +211,10 @@ AUDIENCE_STREAM_NAMES = frozenset({"audience", "audiences", "audience_members"})
 MERGE_OBJECTS: Mapping[str, OrttoObject] = MappingProxyType(
     {PERSON.name: PERSON, ACCOUNT.name: ACCOUNT}
 )
-OBJECT_NAMES = ("person", "account", "audience")
+OBJECT_NAMES = ("person", "account", "audience", "activity")
+# Activity streams (events on a person's timeline): these names, or a name starting
+# with `activity_` or `event_`.
+ACTIVITY_STREAM_NAMES = frozenset({"activities", "activity", "events", "event"})
 
 
 def infer_object(stream_name: str) -> str | None:
@@ -222,4 +225,6 @@ def infer_object(stream_name: str) -> str | None:
             return obj.name
     if name in AUDIENCE_STREAM_NAMES or name.startswith("audience_"):
         return "audience"
+    if name in ACTIVITY_STREAM_NAMES or name.startswith(("activity_", "event_")):
+        return "activity"
     return None

@@ -10,6 +10,7 @@ from contextlib import ExitStack
 from typing import Protocol
 
 from target_ortto.client import OrttoClient
+from target_ortto.definitions import Definitions
 from target_ortto.dispatch import Dispatcher
 from target_ortto.ledger import Ledger, instance_id
 from target_ortto.preflight import Preflight
@@ -153,6 +154,12 @@ class Run:
                 logger,
                 create=settings.create_custom_fields,
                 dry_run=settings.dry_run or settings.baseline,  # both write nothing to Ortto
+            )
+            self.definitions = Definitions(  # custom activities (activity streams)
+                self.client,
+                logger,
+                create=settings.create_custom_fields,
+                dry_run=settings.dry_run or settings.baseline,
             )
             self._closing = opened.pop_all()
         self.report.client_stats = self.client.stats

@@ -9,6 +9,7 @@ combinations) is a field's `parse` hook or `_stream_settings`.
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 import json
 from collections.abc import Iterable, Mapping
@@ -18,6 +19,7 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
+from target_ortto.convert import ConversionError, days_or_date
 from target_ortto.errors import ConfigError, shown_url
 from target_ortto.field_types import CHOSEN_TYPES
 from target_ortto.objects import FIND_STRATEGIES, MERGE_OBJECTS, OBJECT_NAMES, infer_object
@@ -29,6 +31,18 @@ REGION_URLS = {
     "eu": "https://api.eu.ap3api.com",
 }
 DELETE_BEHAVIORS = ("none", "clear", "archive", "delete")
+_ACTIVITY = (
+    "Activity streams: the activity's name (Deal stage changed -> act:cm:deal-stage-changed) "
+    "or act:cm: ID; else a per-row activity column names it."
+)
+_CREATED_COLUMN = (
+    "Activity streams: the column saying when the event happened (default: the first of "
+    "occurred_at, created_at, timestamp, event_time)."
+)
+_SINCE = (
+    "Activity streams: skip events older than this date (YYYY-MM-DD) or number of days "
+    "(counted as skipped_old)."
+)
 MODES = tuple(dict.fromkeys(mode for obj in MERGE_OBJECTS.values() for mode in obj.modes))
 
 
@@ -113,6 +127,13 @@ def _field_types(name: str, value: Any) -> dict[str, str]:
     return dict(value)
 
 
+def _since(name: str, value: Any) -> float | dt.date | None:
+    try:
+        return None if value is None else days_or_date(value)
+    except ConversionError as exc:
+        raise ConfigError(f"Setting '{name}' must be {exc}.") from None
+
+
 @dataclass(frozen=True)
 class StreamSettings:
     """`streams.<name>` for one stream; each field declares one per-stream setting."""
@@ -168,6 +189,9 @@ class StreamSettings:
         "Audience streams: the audience ID or exact name (or audience_id / audience_name "
         "columns per row).",
     )
+    activity: str | None = setting(None, _ACTIVITY)
+    created_column: str | None = setting(None, _CREATED_COLUMN)
+    since: float | None = setting(None, _SINCE, parse=_since)  # a number, or a date as text
     max_deletes: int = setting(
         100,
         "Refuse (nothing removed, non-zero exit) a run that would delete, archive, clear or "
@@ -329,7 +353,7 @@ class Settings:
         if obj is None:
             raise ConfigError(
                 f"Stream '{stream_name}': cannot tell which Ortto object it is "
-                "(person, account or audience). Name it in the config, for example: "
+                "(person, account, audience or activity). Name it in the config, for example: "
                 f'"streams": {{"{stream_name}": {{"object": "person"}}}}'
             )
         return obj

@@ -66,3 +66,26 @@ def test_meltano_run_fails_loudly_on_a_wrong_key(sandbox, meltano_env):
     assert "Ortto refused the API key" in done.stderr
     assert "wrong-key-1234" not in done.stdout + done.stderr
     assert not sandbox.store.people
+
+
+def test_meltano_run_lands_the_sample_deal_stage_changes_as_activities(
+    sandbox, meltano_env, tmp_path
+):
+    env = {
+        **meltano_env,
+        "TARGET_ORTTO_API_KEY": API_KEY,
+        "TARGET_ORTTO_API_URL": sandbox.url,
+        "TARGET_ORTTO_LEDGER_PATH": str(tmp_path / "ledger.sqlite"),
+    }
+
+    done = meltano("run", "--full-refresh", "tap-events", "target-ortto", env=env)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    events = sandbox.store.snapshot()["activities"]
+    assert len(events) == 300
+    assert {e["activity_id"] for e in events} == {"act:cm:deal-stage-changed"}
+    assert sandbox.store.snapshot()["subscribers"] == []
+    person = sandbox.store.find_person("person47@example.com")
+    first = sandbox.store.activities_of(person.id)[0]
+    assert first["key"] == "1" and first["created"] == "2026-10-16T09:08:00Z"
+    assert first["attributes"]["str:cm:stage"] == "Qualified"

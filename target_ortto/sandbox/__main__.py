@@ -186,12 +186,50 @@ def render(state: dict[str, Any], limit: int = 0) -> str:
             indent="    ",
         )
         lines += _more(subscriptions, limit, indent="    ")
+    lines += _activities(state, limit)
     lines.append(
         f"Subscribers (email permission, Ortto's built-in audience): {len(state['subscribers'])}"
     )
     lines.append(f"Suppressed emails: {len(state['suppressed'])}")
     lines.append(f"API requests: {state['requests']}, bans: {state['bans']}")
     return "\n".join(lines)
+
+
+def _activities(state: dict[str, Any], limit: int) -> list[str]:
+    """Custom activities, then each person's activities (newest definitions last)."""
+    definitions = state.get("activity_definitions", [])
+    lines = [f"Custom activities: {len(definitions)}"]
+    lines += _table(
+        ["ID", "STATE", "ATTRIBUTES"],
+        [
+            [d["id"], d["state"], _cell(", ".join(a["id"] for a in d["attributes"]))]
+            for d in definitions
+        ],
+    )
+    events = state.get("activities", [])
+    emails = {p["id"]: p["fields"].get("str::email", p["id"]) for p in state["people"]}
+    by_person: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        by_person.setdefault(event["person_id"], []).append(event)
+    lines.append(f"Activities: {len(events)} on {len(by_person)} people")
+    for person_id, kept in _first(list(by_person.items()), limit):
+        lines.append(f"  {emails.get(person_id, person_id)}: {len(kept)}")
+        lines += _table(
+            ["ACTIVITY", "CREATED", "KEY", "ATTRIBUTES"],
+            [
+                [
+                    e["activity_id"],
+                    e["created"] or "",
+                    _cell(e["key"] or ""),
+                    _custom(e["attributes"]),
+                ]
+                for e in _first(kept, limit)
+            ],
+            indent="    ",
+        )
+        lines += _more(kept, limit, indent="    ")
+    lines += _more(list(by_person), limit)
+    return lines
 
 
 def _show(args: argparse.Namespace) -> int:

@@ -32,7 +32,7 @@ BAD_STATUSES = frozenset({400, 401, 403, 404, 405})
 SERVER_ERRORS = (500, 502, 503)
 # Ortto: "payload ≤ 2 MB" (10^6 or 2^20 not said); its refusal is unrecorded: 413 here.
 MAX_PAYLOAD = 2_000_000
-_RECORD_KEYS = ("people", "accounts", "organizations", "inclusion_ids")
+_RECORD_KEYS = ("people", "accounts", "organizations", "inclusion_ids", "activities")
 _KIND_PATHS = {"person": "/v1/person", "account": "/v1/accounts"}
 
 Handler = Callable[[dict[str, Any]], Any]
@@ -78,6 +78,9 @@ def _api_routes(store: Store) -> dict[str, tuple[str, Handler]]:
         "/v1/organizations/merge": ("POST", partial(store.merge, "organization")),
         "/v1/audiences/get": ("POST", store.get_audiences),
         "/v1/audience/subscribe": ("PUT", store.subscribe),
+        "/v1/instance-schema/get": ("POST", store.instance_schema),
+        "/v1/definitions/activity/create": ("POST", store.create_activity_definition),
+        "/v1/activities/create": ("POST", store.create_activities),
     }
     for kind, prefix in _KIND_PATHS.items():
         routes |= {
@@ -117,6 +120,7 @@ class Sandbox:
             "/_sandbox/faults": ("POST", self._set_faults),
             "/_sandbox/custom-fields": ("POST", self._add_custom_field),
             "/_sandbox/audiences": ("POST", self._add_audience),
+            "/_sandbox/activities": ("POST", self._person_activities),
         }
         self._server: Listener | None = None
         self._thread: threading.Thread | None = None
@@ -353,6 +357,10 @@ class Sandbox:
             values=body.get("values"),
         )
         return asdict(custom)
+
+    def _person_activities(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A person's activities: {"person_id": "00…"} (Ortto's own read is unrecorded)."""
+        return {"activities": self.store.activities_of(body["person_id"])}
 
     def _add_audience(self, body: dict[str, Any]) -> dict[str, Any]:
         return {"id": self.store.add_audience(body["name"], body.get("member_emails"))}

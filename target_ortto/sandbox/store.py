@@ -17,7 +17,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from .activities import Activities
 from .audiences import Audience, Audiences, Subscription
+from .body import ApiError
 from .custom_fields import CustomField, CustomFields
 from .fields import ACCOUNT, EMAIL, KINDS, PERSON
 from .records import Record, Table
@@ -54,6 +56,12 @@ class Store:
             for kind in (PERSON, ACCOUNT)
         }
         self._audiences = Audiences(self._tables[PERSON.table])
+        people = self._tables[PERSON.table]
+        self._activities = Activities(
+            people.custom,
+            merge_person=self._activity_person,
+            person_exists=lambda person_id: people.lookup(PERSON.id_field, person_id) is not None,
+        )
         self._suppressed: set[str] = set()
         # Ortto may only schedule an archive (`scheduled_contacts`); the sandbox does so
         # while this is set, until `archive_scheduled()`.
@@ -121,6 +129,7 @@ class Store:
                 if p.fields.get("bol::p") is True
             ),
             "suppressed": sorted(self._suppressed),
+            **self._activities.to_json(),
         }
 
     # ----- seeding -----
@@ -197,3 +206,56 @@ class Store:
     def get_records(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST /v1/person/get, /v1/accounts/get."""
         return self._table(kind).get(body)
+
+    # ----- activities (activities.py) -----
+
+    def _activity_person(self, fields: dict[str, Any], merge_by: list[str]) -> str | None:
+        """An activity's person by `fields` + `merge_by`: merged, or created with Ortto's
+        defaults (subscribed); no suppression check (undocumented for activities)."""
+        body = {"people": [{"fields": fields}], "merge_by": merge_by}
+        try:
+            answer = self._tables[PERSON.table].merge(PERSON, body, ())
+        except ApiError:
+            return None
+        return answer["people"][0].get("person_id")
+
+    @_locked
+    def add_activity_definition(self, name: str, attributes: dict[str, str]) -> str:
+        """Seed a custom activity (attribute name -> display type); returns its ID."""
+        return self._activities.add_definition(name, attributes).id
+
+    @_locked
+    def set_activity_limit(self, limit: int) -> None:
+        """How many custom activities the plan lets the API create."""
+        self._activities.limit = limit
+
+    @_locked
+    def activities_of(self, person_id: str) -> list[dict[str, Any]]:
+        """A person's activities, oldest first (copies)."""
+        return copy.deepcopy(self._activities.of(person_id))
+
+    @property
+    @_locked
+    def activity_definitions(self) -> dict[str, dict[str, Any]]:
+        return {d.id: d.to_json() for d in self._activities.definitions.values()}
+
+    @property
+    @_locked
+    def dropped_activities(self) -> list[tuple[str, Any]]:
+        """Activities answered `queued` and then not kept, with why (tests only)."""
+        return copy.deepcopy(self._activities.dropped)
+
+    @_locked
+    def instance_schema(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /v1/instance-schema/get."""
+        return self._activities.schema(body)
+
+    @_locked
+    def create_activity_definition(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /v1/definitions/activity/create."""
+        return self._activities.create_definition(body)
+
+    @_locked
+    def create_activities(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /v1/activities/create."""
+        return self._activities.create(body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from target_ortto.sinks.activity import ActivitySink
 from target_ortto.sinks.base import OrttoSink
 from target_ortto.sinks.merge import MergeSink
 from target_ortto.sinks.subscribe import AudienceSink
@@ -10,6 +11,7 @@ SINK_KINDS: dict[str, type[OrttoSink]] = {
     "person": MergeSink,
     "account": MergeSink,
     "audience": AudienceSink,
+    "activity": ActivitySink,
 }
 
-__all__ = ["SINK_KINDS", "AudienceSink", "MergeSink", "OrttoSink"]
+__all__ = ["SINK_KINDS", "ActivitySink", "AudienceSink", "MergeSink", "OrttoSink"]

@@ -7,7 +7,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any
 
-from target_ortto import api, deletes
+from target_ortto import api, consent, deletes
 from target_ortto.fields import FieldPlan
 from target_ortto.items import Deletion, Invalid, MergeRecord
 from target_ortto.ledger import ledger_key
@@ -139,20 +139,8 @@ class MergeSink(OrttoSink[MergeRecord]):
         ]
 
     def _create_then_overwrite(self, bodies: list[dict[str, Any]]) -> list[api.Outcome]:
-        """New people created unsubscribed and complete; then the overwrite, without
-        `bol::p`, for the people Ortto says existed or did not say (never for a refused
-        one). A first load into an empty instance needs no second request."""
-        client = self.run.client
-        unsubscribed = [_with_email_permission_false(b) for b in bodies]
-        outcomes = api.merge(client, self.obj, unsubscribed, self.create_options)
-        again = [i for i, o in enumerate(outcomes) if o.acknowledged and o.status != "created"]
-        if again:
-            merged = api.merge(client, self.obj, [bodies[i] for i in again], self.options)
-            for index, outcome in zip(again, merged, strict=True):
-                # An async overwrite answers without IDs; the first answer had them.
-                ortto_id = outcome.ortto_id or outcomes[index].ortto_id
-                outcomes[index] = replace(outcome, ortto_id=ortto_id)
-        return outcomes
+        """New people created unsubscribed, then the overwrite (`consent.py`)."""
+        return consent.create_then_overwrite(self.run.client, self.obj, bodies, self.options)
 
     def remove_left(self, entries: list[tuple[str, str | None]]) -> None:
         behavior, report, client = self.removal_action(), self.run.report, self.run.client
