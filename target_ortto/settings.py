@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +20,7 @@ import phonenumbers
 
 from target_ortto.errors import ConfigError, shown_url
 from target_ortto.field_types import CHOSEN_TYPES
+from target_ortto.links import parse_account_link
 from target_ortto.objects import FIND_STRATEGIES, MERGE_OBJECTS, OBJECT_NAMES, infer_object
 from target_ortto.setting_fields import REQUIRED, choice, object_schema, parse_fields, setting
 
@@ -174,6 +175,15 @@ class StreamSettings:
         "unsubscribe more than this.",
         minimum=0,
     )
+    account_link: Mapping[str, str] | None = setting(
+        None,
+        'People streams: {"column": <column>, "by": str:o:name | str:o:website | '
+        "str:o:account_id} links each person to the account that column names; null links "
+        "none. Unset: a column account_name, company, company_name, organization, "
+        "organization_name (by name), account_website, company_website, company_domain (by "
+        "website) or ortto_account_id (Ortto's account ID).",
+        parse=parse_account_link,
+    )
 
 
 def _stream_settings(name: str, raw: Any) -> StreamSettings:
@@ -187,6 +197,8 @@ def _stream_settings(name: str, raw: Any) -> StreamSettings:
             f"Setting '{where}' has unknown keys {unknown}; allowed: {', '.join(keys)}."
         )
     settings = StreamSettings(**parse_fields(StreamSettings, raw, f"{where}."))
+    if "account_link" in raw and raw["account_link"] is None:
+        settings = replace(settings, account_link={})  # null: link no account
     obj = settings.object or infer_object(name)
     if obj in MERGE_OBJECTS:
         merge_object = MERGE_OBJECTS[obj]
@@ -261,6 +273,12 @@ class Settings:
     )
     create_custom_fields: bool = setting(
         False, "Create missing Ortto custom fields, typed from the stream schema."
+    )
+    create_missing_accounts: bool = setting(
+        False,
+        "Account links: create (insert mode) an account a person's link column names but "
+        "Ortto lacks; false: the link is reported as invalid (on_invalid_record) and the "
+        "person is still written.",
     )
     subscribe_new_people: bool = setting(
         False,

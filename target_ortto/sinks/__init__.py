@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from target_ortto.sinks.base import OrttoSink
+from target_ortto.sinks.link import LinkSink, PeopleSink
 from target_ortto.sinks.merge import MergeSink
 from target_ortto.sinks.subscribe import AudienceSink
 
 SINK_KINDS: dict[str, type[OrttoSink]] = {
-    "person": MergeSink,
+    "person": PeopleSink,
     "account": MergeSink,
     "audience": AudienceSink,
 }
 
-__all__ = ["SINK_KINDS", "AudienceSink", "MergeSink", "OrttoSink"]
+__all__ = ["SINK_KINDS", "AudienceSink", "LinkSink", "MergeSink", "OrttoSink", "PeopleSink"]
