@@ -36,6 +36,10 @@ def seed_account(sandbox, name: str, website: str | None = None) -> str:
     return sandbox.store.merge("account", body)["accounts"][0]["account_id"]
 
 
+def person_row(email: str) -> dict:
+    return {"fields": {"str::email": email}}
+
+
 def accounts_of(sandbox) -> dict[str, str | None]:
     """Each person's email -> the name of the account the sandbox links them to."""
     names = {aid: a.fields.get("str:o:name") for aid, a in sandbox.store.accounts.items()}
@@ -328,3 +332,58 @@ def test_the_cli_links_and_its_summary_counts_links(sandbox, config, tmp_path):
     assert "linked to an account 1" in done.stderr
     assert "links failed 1" in done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == 9
+
+
+def test_accounts_merged_in_the_run_are_found_in_the_ledger_without_lookups(sandbox, config):
+    rows = [{"email": "a@example.com", "company": "Acme"}]
+
+    result = run_target(config, [*orgs(["Acme"]), *people(rows)])
+
+    assert result.error is None
+    assert [r for r in sandbox.requests if r.path == "/v1/accounts/get"] == []
+    assert accounts_of(sandbox) == {"a@example.com": "Acme"}
+
+
+def test_person_ids_come_from_the_ledger_else_a_lookup_by_merge_key(sandbox, config):
+    seed_account(sandbox, "Acme")
+    seed_account(sandbox, "Globex")
+    rows = [{"email": "a@example.com", "first_name": "A", "company": "Acme"}]
+    assert run_target(config, people(rows)).error is None
+    rows[0]["company"] = "Globex"  # the person is unchanged: no merge answer this time
+
+    assert run_target(config, people(rows)).error is None
+
+    assert accounts_of(sandbox) == {"a@example.com": "Globex"}
+    assert [r for r in sandbox.requests if r.path == "/v1/person/get"] == []  # the ledger's
+
+    sandbox.store.merge("person", {"people": [person_row("b@example.com")]})
+    config["baseline"] = True  # recorded as in Ortto, without IDs
+    baseline_rows = [{"email": "b@example.com", "first_name": "B"}]
+    assert run_target(config, people(baseline_rows)).error is None
+    config["baseline"] = False
+
+    result = run_target(config, people([{**baseline_rows[0], "company": "Acme"}]))
+
+    assert result.error is None
+    assert accounts_of(sandbox)["b@example.com"] == "Acme"
+    lookups = [r for r in sandbox.requests if r.path == "/v1/person/get"]
+    assert len(lookups) == 1 and "b@example.com" in json.dumps(lookups[0].body)
+
+
+def test_a_person_ortto_refused_is_not_linked(sandbox, config):
+    seed_account(sandbox, "Acme")
+    sandbox.store.suppress("gone@example.com")
+    config["on_invalid_record"] = "reject"
+    rows = [
+        {"email": "gone@example.com", "company": "Acme"},
+        {"email": "ok@example.com", "company": "Acme"},
+    ]
+
+    result = run_target(config, people(rows))
+
+    assert result.error is None
+    assert accounts_of(sandbox) == {"ok@example.com": "Acme"}
+    assert [r.body["inclusion_ids"] for r in link_calls(sandbox)] == [
+        [sandbox.store.find_person("ok@example.com").id]
+    ]
+    assert result.target.run.report.counts["people"]["links_failed"] == 0
