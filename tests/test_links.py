@@ -387,3 +387,14 @@ def test_a_person_ortto_refused_is_not_linked(sandbox, config):
         [sandbox.store.find_person("ok@example.com").id]
     ]
     assert result.target.run.report.counts["people"]["links_failed"] == 0
+
+
+def test_dry_run_counts_accounts_the_run_would_merge_first(sandbox, config):
+    config["dry_run"] = True
+    rows = [{"email": "a@example.com", "company": "Acme"}]
+
+    result = run_target(config, [*people(rows), *orgs(["Acme"])])
+
+    assert result.error is None
+    assert sandbox.store.accounts == {} and link_calls(sandbox) == []
+    assert result.target.run.report.counts["people"]["planned_links"] == 1

@@ -26,6 +26,7 @@ from target_ortto.sinks.base import Send
 from target_ortto.sinks.merge import MergeSink
 
 DRY_RUN_SAMPLES = 3
+PLANNED = "(an account this run merges)"  # a dry run's stand-in for its ID; never sent
 
 
 class PeopleSink(MergeSink):
@@ -218,10 +219,14 @@ class LinkSink:
         for sink in self.run.streams.draining_before(self.drain_order):
             plan = getattr(sink, "plan", None)
             if getattr(sink, "obj", None) is ACCOUNT and plan is not None and by in plan.merge_by:
-                key = plan.key_of({by: value})
-                found = self.run.ledger.ortto_id(sink.stream_name, ledger_key(key))
+                key = ledger_key(plan.key_of({by: value}))
+                found = self.run.ledger.ortto_id(sink.stream_name, key)
                 if found:
                     return found
+                if self.run.settings.dry_run and key in self.run.streams.dry_run_seen(
+                    sink.stream_name
+                ):
+                    return PLANNED  # a dry run merges nothing, but would merge this first
         found = link_api.find_account(client, by, value)
         if found or not self.run.settings.create_missing_accounts or self.run.settings.dry_run:
             return found
