@@ -177,7 +177,7 @@ class StreamSettings:
     )
     account_link: Mapping[str, str] | None = setting(
         None,
-        'People streams: {"column": <column>, "by": str:o:name | str:o:website | '
+        'People streams: {"column": <column>, "by": str:o:name, str:o:website or '
         "str:o:account_id} links each person to the account that column names; null links "
         "none. Unset: a column account_name, company, company_name, organization, "
         "organization_name (by name), account_website, company_website, company_domain (by "

@@ -398,3 +398,17 @@ def test_dry_run_counts_accounts_the_run_would_merge_first(sandbox, config):
     assert result.error is None
     assert sandbox.store.accounts == {} and link_calls(sandbox) == []
     assert result.target.run.report.counts["people"]["planned_links"] == 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["company", {"column": "company", "by": "str::email"}, {"by": "str:o:name"}, {"col": "x"}],
+)
+def test_a_malformed_account_link_is_a_config_error_naming_it(sandbox, config, tmp_path, value):
+    config["streams"] = {"people": {"account_link": value}}
+
+    done = run_cli(config, people([{"email": "a@example.com", "company": "Acme"}]), tmp_path)
+
+    assert done.returncode != 0
+    assert "streams.people.account_link" in done.stderr
+    assert sandbox.requests == []
