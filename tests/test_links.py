@@ -412,3 +412,54 @@ def test_a_malformed_account_link_is_a_config_error_naming_it(sandbox, config, t
     assert done.returncode != 0
     assert "streams.people.account_link" in done.stderr
     assert sandbox.requests == []
+
+
+def test_people_ortto_leaves_untouched_are_not_linked(sandbox, config):
+    seed_account(sandbox, "Acme")
+    sandbox.store.merge("person", {"people": [person_row("old@example.com")]})
+    config["streams"] = {"people": {"mode": "insert"}}
+    rows = [
+        {"email": "old@example.com", "company": "Acme"},  # exists: insert leaves it alone
+        {"email": "new@example.com", "company": "Acme"},
+    ]
+
+    result = run_target(config, people(rows))
+
+    assert result.error is None
+    assert accounts_of(sandbox) == {"old@example.com": None, "new@example.com": "Acme"}
+
+    config["streams"] = {"people": {"mode": "update"}}
+    result = run_target(config, people([{"email": "nobody@example.com", "company": "Acme"}]))
+
+    assert result.error is None  # no person was created, so no link is missing either
+    assert sandbox.store.find_person("nobody@example.com") is None
+    assert result.target.run.report.counts["people"]["links_failed"] == 0
+
+
+def test_an_ortto_account_id_ortto_does_not_know_is_an_invalid_link(sandbox, config, tmp_path):
+    config["on_invalid_record"] = "reject"
+    schema = {"email": {"type": "string"}, "ortto_account_id": {"type": ["string", "null"]}}
+    unknown = "10" + "ab" * 11
+
+    result = run_target(
+        config, people([{"email": "a@example.com", "ortto_account_id": unknown}], schema=schema)
+    )
+
+    assert result.error is None
+    assert accounts_of(sandbox) == {"a@example.com": None}
+    (rejected,) = rejected_records(tmp_path)
+    assert "Ortto refused" in rejected["reason"] and unknown in rejected["reason"]
+
+
+def test_two_people_streams_share_one_lookup_per_value(sandbox, config):
+    seed_account(sandbox, "Acme")
+    messages = [
+        *people([{"email": "a@example.com", "company": "Acme"}], stream="people"),
+        *people([{"email": "b@example.com", "company": "Acme"}], stream="contacts"),
+    ]
+
+    result = run_target(config, messages)
+
+    assert result.error is None
+    assert accounts_of(sandbox) == {"a@example.com": "Acme", "b@example.com": "Acme"}
+    assert len([r for r in sandbox.requests if r.path == "/v1/accounts/get"]) == 1

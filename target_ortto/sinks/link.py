@@ -11,6 +11,7 @@ and activities, and always before STATE (`TargetOrtto._drain_all`).
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Mapping
 from functools import partial
@@ -26,6 +27,7 @@ from target_ortto.sinks.base import Send
 from target_ortto.sinks.merge import MergeSink
 
 DRY_RUN_SAMPLES = 3
+UNTOUCHED = frozenset({"ignored", "skipped"})  # merge statuses of a person left as it was
 PLANNED = "(an account this run merges)"  # a dry run's stand-in for its ID; never sent
 
 
@@ -95,6 +97,18 @@ class PeopleSink(MergeSink):
             self.run.ledger.forget(self.links.stream_name, [key for key, _ in entries])
 
 
+_CACHES: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], str | None]]
+_CACHES = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def _account_cache(run: Any) -> dict[tuple[str, str], str | None]:
+    """The accounts resolved in one run, shared by its people streams: one look-up per
+    value a run."""
+    with _CACHES_LOCK:
+        return _CACHES.setdefault(run, {})
+
+
 class LinkSink:
     """A people stream's links, applied after the merges of a drain (drain order 1)."""
 
@@ -114,8 +128,10 @@ class LinkSink:
         self.logger = people.logger
         self._wants: dict[str, Want] = {}
         self._ids: dict[str, str] = {}  # person key -> ID, from this run's merge answers
-        self._refused: set[str] = set()  # people whose merge Ortto refused
-        self._accounts: dict[tuple[str, str], str | None] = {}  # (by, value) -> ID, per run
+        # People whose merge Ortto refused, or left untouched (insert mode: an existing
+        # person; update mode: one that does not exist): their link is not touched either.
+        self._refused: set[str] = set()
+        self._accounts = _account_cache(self.run)  # (by, value) -> ID, for the whole run
         self._members: Counter[str] | None = None
         self._samples = 0
         self._lock = threading.Lock()  # the wants and IDs (merge answers arrive in threads)
@@ -131,7 +147,7 @@ class LinkSink:
     def answered(self, outcomes: list[tuple[str, api.Outcome]]) -> None:
         with self._lock:
             for key, outcome in outcomes:
-                if not outcome.acknowledged:
+                if not outcome.acknowledged or outcome.status in UNTOUCHED:
                     self._refused.add(key)
                 elif outcome.ortto_id:
                     self._ids[key] = outcome.ortto_id
@@ -191,12 +207,15 @@ class LinkSink:
     def _with_accounts(self, wants: list[Want]) -> list[Want]:
         """Wants whose account exists (or was created); the others are reported invalid
         with a reason naming the value, and their people stay written."""
-        by = self.plan.by
+        by, cache = self.plan.by, self._accounts
         values = {w.value for w in wants if w.value is not None}
         bad = {v: p for v in values if (p := self.plan.problem(v))}
-        todo = [v for v in values - set(bad) if (by, v) not in self._accounts]
-        found = self.run.dispatcher.run_all(partial(self._resolve, v) for v in todo)
-        self._accounts.update(((by, v), i) for v, i in zip(todo, found, strict=True))
+        for value in values - set(bad):  # an account merged since a miss is found now
+            if cache.get((by, value)) is None and (found := self._in_ledger(value)):
+                cache[(by, value)] = found
+        todo = [v for v in values - set(bad) if (by, v) not in cache]
+        found = self.run.dispatcher.run_all(partial(self._look_up, v) for v in todo)
+        cache.update(((by, v), i) for v, i in zip(todo, found, strict=True))
         planned = self.run.settings.dry_run and self.run.settings.create_missing_accounts
         keep = []
         for want in wants:
@@ -204,16 +223,15 @@ class LinkSink:
                 keep.append(want)
             elif want.value in bad:
                 self._invalid(want, bad[want.value])
-            elif self._accounts[(by, want.value)] is None:
+            elif cache[(by, want.value)] is None:
                 self._invalid(want, self._missing(want.value))
             else:
                 keep.append(want)
         return keep
 
-    def _resolve(self, value: str) -> str | None:
-        """An account's ID: the ID itself, else from the ledger (accounts this target
-        merged), else one look-up; created first when `create_missing_accounts`."""
-        by, client = self.plan.by, self.run.client
+    def _in_ledger(self, value: str) -> str | None:
+        """The ID of an account this target merged (the ID itself for Ortto IDs)."""
+        by = self.plan.by
         if by == ACCOUNT.id_field:
             return value
         for sink in self.run.streams.draining_before(self.drain_order):
@@ -227,8 +245,14 @@ class LinkSink:
                     sink.stream_name
                 ):
                     return PLANNED  # a dry run merges nothing, but would merge this first
+        return None
+
+    def _look_up(self, value: str) -> str | None:
+        """One `/v1/accounts/get` for a value (once a run); created first when
+        `create_missing_accounts` (not in a dry run)."""
+        by, client, settings = self.plan.by, self.run.client, self.run.settings
         found = link_api.find_account(client, by, value)
-        if found or not self.run.settings.create_missing_accounts or self.run.settings.dry_run:
+        if found or not settings.create_missing_accounts or settings.dry_run:
             return found
         outcome = link_api.create_account(client, by, value)
         if outcome.ortto_id:
