@@ -463,3 +463,30 @@ def test_two_people_streams_share_one_lookup_per_value(sandbox, config):
     assert result.error is None
     assert accounts_of(sandbox) == {"a@example.com": "Acme", "b@example.com": "Acme"}
     assert len([r for r in sandbox.requests if r.path == "/v1/accounts/get"]) == 1
+
+
+def test_no_state_is_emitted_past_a_link_ortto_did_not_take(sandbox, config):
+    acme, globex = seed_account(sandbox, "Acme"), seed_account(sandbox, "Globex")
+    config["max_retries"] = 0
+    schema = {"email": {"type": "string"}, "ortto_account_id": {"type": ["string", "null"]}}
+    rows = [{"email": "a@example.com", "ortto_account_id": acme}]
+    assert run_target(config, people(rows, schema=schema)).error is None
+    # The second run sends only the move: the person is unchanged, the account an Ortto ID.
+    rows[0]["ortto_account_id"] = globex
+    before = len(sandbox.requests)
+
+    result = run_target(
+        config,
+        [*people(rows, schema=schema), state_message("past the link")],
+        after_first_schema=lambda: sandbox.fail_next(5, 503),
+    )
+
+    assert result.error is not None
+    assert result.states == []
+    sent = [(r.path, r.status) for r in sandbox.requests[before:] if "/contacts/" in r.path]
+    assert sent == [(REMOVE, 503)]  # the first link call failed; nothing after it was sent
+    assert accounts_of(sandbox) == {"a@example.com": "Acme"}
+
+    config["max_retries"] = 3
+    assert run_target(config, people(rows, schema=schema)).error is None
+    assert accounts_of(sandbox) == {"a@example.com": "Globex"}  # the next run resends it
