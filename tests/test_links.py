@@ -478,7 +478,7 @@ def test_no_state_is_emitted_past_a_link_ortto_did_not_take(sandbox, config):
     result = run_target(
         config,
         [*people(rows, schema=schema), state_message("past the link")],
-        after_first_schema=lambda: sandbox.fail_next(5, 503),
+        after_first_schema=lambda: sandbox.fail_next(1, 503),
     )
 
     assert result.error is not None
