@@ -490,3 +490,21 @@ def test_no_state_is_emitted_past_a_link_ortto_did_not_take(sandbox, config):
     config["max_retries"] = 3
     assert run_target(config, people(rows, schema=schema)).error is None
     assert accounts_of(sandbox) == {"a@example.com": "Globex"}  # the next run resends it
+
+
+def test_people_merged_by_ortto_person_id_need_no_lookup(sandbox, config):
+    seed_account(sandbox, "Acme")
+    person_id = sandbox.store.merge("person", {"people": [person_row("a@example.com")]})
+    person_id = person_id["people"][0]["person_id"]
+    schema = {"ortto_person_id": {"type": "string"}, "company": {"type": ["string", "null"]}}
+    config["streams"] = {"people": {"merge_by": ["ortto_person_id"]}}
+    config["baseline"] = True  # the ledger knows the person, without an ID
+    assert run_target(config, people([{"ortto_person_id": person_id}], schema=schema)).error is None
+    config["baseline"] = False
+
+    rows = [{"ortto_person_id": person_id, "company": "Acme"}]
+    result = run_target(config, people(rows, schema=schema))
+
+    assert result.error is None
+    assert accounts_of(sandbox) == {"a@example.com": "Acme"}
+    assert [r for r in sandbox.requests if r.path == "/v1/person/get"] == []

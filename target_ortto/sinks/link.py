@@ -293,6 +293,8 @@ class LinkSink:
     def _find_person(self, want: Want) -> str | None:
         key: Any = want.merge_key
         field_id, value = key[0] if isinstance(key[0], tuple) else key  # find_strategy all
+        if field_id == PERSON.id_field:
+            return str(value)  # merged by Ortto's person ID: the key is the ID
         return api.find_id(self.run.client, PERSON, field_id, value)
 
     def _counts(self) -> Counter[str]:
