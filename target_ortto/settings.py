@@ -200,6 +200,8 @@ def _stream_settings(name: str, raw: Any) -> StreamSettings:
     if "account_link" in raw and raw["account_link"] is None:
         settings = replace(settings, account_link={})  # null: link no account
     obj = settings.object or infer_object(name)
+    if settings.account_link and obj not in (None, "person"):
+        raise ConfigError(f"Setting '{where}.account_link' is for people streams, not {obj}.")
     if obj in MERGE_OBJECTS:
         merge_object = MERGE_OBJECTS[obj]
         choice(f"{where}.mode", settings.mode, merge_object.modes)

@@ -508,3 +508,27 @@ def test_people_merged_by_ortto_person_id_need_no_lookup(sandbox, config):
     assert result.error is None
     assert accounts_of(sandbox) == {"a@example.com": "Acme"}
     assert [r for r in sandbox.requests if r.path == "/v1/person/get"] == []
+
+
+def test_the_cap_counts_people_linked_in_earlier_runs(sandbox, config, tmp_path):
+    config["on_invalid_record"] = "reject"
+    rows = [{"email": f"p{i}@example.com", "company": "Acme"} for i in range(2999)]
+    assert run_target(config, [*orgs(["Acme"]), *people(rows)]).error is None
+    more = [{"email": f"q{i}@example.com", "company": "Acme"} for i in range(2)]
+
+    result = run_target(config, [*orgs(["Acme"]), *people(more)])
+
+    assert result.error is None
+    assert list(accounts_of(sandbox).values()).count("Acme") == 3000
+    (rejected,) = rejected_records(tmp_path)
+    assert rejected["record"]["email"] == "q1@example.com" and "3,000" in rejected["reason"]
+
+
+def test_account_link_on_a_stream_that_is_not_people_is_a_config_error(sandbox, config, tmp_path):
+    config["streams"] = {"organizations": {"account_link": {"column": "name"}}}
+
+    done = run_cli(config, orgs(["Acme"]), tmp_path)
+
+    assert done.returncode != 0
+    assert "streams.organizations.account_link' is for people streams, not account" in done.stderr
+    assert sandbox.requests == []
