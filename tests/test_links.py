@@ -532,3 +532,26 @@ def test_account_link_on_a_stream_that_is_not_people_is_a_config_error(sandbox, 
     assert done.returncode != 0
     assert "streams.organizations.account_link' is for people streams, not account" in done.stderr
     assert sandbox.requests == []
+
+
+def test_an_account_merged_after_a_miss_is_found_later_in_the_run(sandbox, config, tmp_path):
+    sandbox.store.add_audience("Newsletter")
+    config.update(on_invalid_record="reject", batch_size=1, max_concurrency=1)
+    config["streams"] = {"audience_members": {"audience": "Newsletter"}}
+    messages = [
+        *people([{"email": "a@example.com", "company": "Acme"}]),
+        # Two members fill the audience sink (2 records): its drain sends the people and
+        # their links first, before Acme is read.
+        schema_message("audience_members", {"email": {"type": "string"}}),
+        *record_messages("audience_members", [{"email": "a@example.com"}] * 2),
+        *orgs(["Acme"]),
+        *record_messages("people", [{"email": "b@example.com", "company": "Acme"}]),
+    ]
+
+    result = run_target(config, messages)
+
+    assert result.error is None
+    assert accounts_of(sandbox) == {"a@example.com": None, "b@example.com": "Acme"}
+    (rejected,) = rejected_records(tmp_path)
+    assert rejected["record"]["email"] == "a@example.com"
+    assert len([r for r in sandbox.requests if r.path == "/v1/accounts/get"]) == 1
