@@ -3,6 +3,8 @@
 250 people (one of them updated later in the stream) and 120 organizations, with every
 column type the target maps: strings, integers, decimals, booleans, dates, tags, nulls;
 and 300 deal stage changes of 60 of those people, which become Ortto activities.
+Each person's `company` names one of the organizations (a few have none), so a run links
+people to their accounts.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ def people(rng: random.Random) -> list[dict]:
                 "is_vip": i % 7 == 0,
                 "signup_date": (date(2023, 1, 1) + timedelta(days=i * 3)).isoformat(),
                 "tags": sorted(rng.sample(TAGS, rng.randint(0, 2))),
+                "company": f"Company {i % 120 + 1:03d}" if i % 13 else None,
             }
         )
     update = dict(rows[4], first_name="Renamed", lifetime_value=1234.5, tags=["vip"])

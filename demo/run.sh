@@ -32,7 +32,8 @@ rm -f .meltano/target-ortto/ledger.sqlite*
 export TARGET_ORTTO_API_KEY=demo-sandbox-key   # the sandbox's key, not a real one
 export TARGET_ORTTO_API_URL="http://127.0.0.1:$PORT"
 meltano install
-meltano run --full-refresh tap-people target-ortto tap-organizations target-ortto \
+# Organizations first: people are linked to the accounts their `company` column names.
+meltano run --full-refresh tap-organizations target-ortto tap-people target-ortto \
   tap-events target-ortto
 
 echo

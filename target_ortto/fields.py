@@ -93,8 +93,12 @@ class FieldPlan:
         default_phone_country: str | None = None,
         field_types: Mapping[str, str] | None = None,
         invalid_phones: str = "reject",
+        not_fields: frozenset[str] = frozenset(),
     ) -> FieldPlan:
-        """Decide every column's field and converter, or raise `StreamError` naming it."""
+        """Decide every column's field and converter, or raise `StreamError` naming it.
+
+        `not_fields`: columns read for something else (a person's account link), sent as
+        no field."""
         field_map = field_map or {}
         phone = phone_converter(default_phone_country)
         properties: Mapping[str, Any] = schema.get("properties") or {}
@@ -111,7 +115,7 @@ class FieldPlan:
         tag_columns: dict[str, str] = {}
         source_ip_column = None
         for name, prop in properties.items():
-            if name.startswith("_sdc_"):
+            if name.startswith("_sdc_") or name in not_fields:
                 continue
             if name in field_map:
                 target = field_map[name]

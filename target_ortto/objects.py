@@ -39,6 +39,23 @@ CONSENT_FIELDS = frozenset({"bol::p", "bol::sp"})
 # field_map) reach them: a warehouse's `person_id` or `id` is its own key, not Ortto's.
 ORTTO_ID_FIELDS = frozenset({"str::person_id", "str:o:account_id"})
 
+# People linked to accounts (spec section 4b): the account fields a person's link column
+# can name the account by, and the columns that link by default (each one's field).
+LINK_FIELDS = ("str:o:name", "str:o:website", "str:o:account_id")
+LINK_COLUMNS = MappingProxyType(
+    {
+        "ortto_account_id": "str:o:account_id",
+        "account_name": "str:o:name",
+        "company": "str:o:name",
+        "company_name": "str:o:name",
+        "organization": "str:o:name",
+        "organization_name": "str:o:name",
+        "account_website": "str:o:website",
+        "company_website": "str:o:website",
+        "company_domain": "str:o:website",
+    }
+)
+
 FIELD_ID = re.compile(r"^(str|txt|int|bol|dtz|tme|phn|geo|sst|obj):[a-z]*:[a-z0-9_-]+$")
 
 

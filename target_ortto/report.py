@@ -26,6 +26,11 @@ SUMMARY_COUNTS = {
     "subscribed": "subscribed",
     "unsubscribed": "unsubscribed",
     "rejected": "rejected",
+    "linked": "linked to an account",
+    "moved": "moved to another account",
+    "unlinked": "unlinked",
+    "links_failed": "links failed",
+    "accounts_created": "accounts created for links",
     "phones_dropped": "phones_dropped",
     "cleared": "cleared",
     "archived": "archived",
@@ -34,6 +39,8 @@ SUMMARY_COUNTS = {
     "baselined": "recorded as already in Ortto (baseline; nothing sent)",
     "planned": "would send",
     "planned_deletes": "would remove",
+    "planned_links": "would link",
+    "baselined_links": "links recorded as already in Ortto (baseline)",
 }
 # Counters that are not outcomes, so not shown among them in the summary.
 PROGRESS_COUNTS = frozenset({"read", "sent", "folded"})

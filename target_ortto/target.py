@@ -21,7 +21,9 @@ from target_ortto.messages import MessageReader
 from target_ortto.run import Run
 from target_ortto.setting_fields import environment_config
 from target_ortto.settings import config_schema, parse_settings, read_config_files
-from target_ortto.sinks import SINK_KINDS, OrttoSink
+from target_ortto.sinks import SINK_KINDS, LinkSink, OrttoSink
+
+LAST = 1 << 30  # a drain order after every sink's
 
 
 class TargetOrtto(Target):
@@ -145,18 +147,22 @@ class TargetOrtto(Target):
         super()._write_state_message(state)
 
     def _drain_all(self, sink_list: Iterable[Sink], parallelism: int) -> None:
-        """In `drain_order` (people before their subscriptions), each group answered before
-        the next; STATE follows only once everything is answered."""
+        """In `drain_order` (people and accounts, their links, subscriptions), each group
+        answered before the next; STATE follows only once everything is answered."""
 
-        def order(sink: Sink) -> int:
-            return sink.drain_order if isinstance(sink, OrttoSink) else 0
+        def order(sink: Any) -> int:
+            return sink.drain_order if isinstance(sink, (OrttoSink, LinkSink)) else 0
 
-        for _, group in groupby(sorted(sink_list, key=order), key=order):
+        registered = self.run.streams.draining_before(LAST) if "run" in self.__dict__ else []
+        links = [s for s in registered if isinstance(s, LinkSink)]
+        for _, group in groupby(sorted([*sink_list, *links], key=order), key=order):
             sinks = list(group)
-            super()._drain_all(sinks, parallelism)
+            super()._drain_all([s for s in sinks if isinstance(s, Sink)], parallelism)
             for sink in sinks:
                 if isinstance(sink, OrttoSink):
                     sink.wait_sent()  # drains send without waiting
+                elif isinstance(sink, LinkSink):
+                    sink.drain_now()  # account links, after the merges (sinks/link.py)
 
     def listen(self, file_input: Any = None) -> None:
         """Whatever ends the input (its end, an error, a signal), the run closes what it

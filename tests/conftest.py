@@ -173,6 +173,7 @@ PEOPLE_SCHEMA = {
     "is_vip": {"type": ["boolean", "null"]},
     "signup_date": {"type": ["string", "null"], "format": "date"},
     "tags": {"type": ["array", "null"], "items": {"type": "string"}},
+    "company": {"type": ["string", "null"]},
 }
 ORGANIZATIONS_SCHEMA = {
     "id": {"type": ["integer"]},

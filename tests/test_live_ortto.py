@@ -9,7 +9,10 @@ people and one account):
 It checks what the sandbox only assumes: types land as sent, a person the target creates is
 unsubscribed, an existing subscriber stays subscribed through an upsert with a fresh ledger,
 an account merges under `accounts`, and (with ORTTO_LIVE_AUDIENCE) an audience stream
-subscribes and unsubscribes. Set ORTTO_LIVE_RECORD=1 to write the answers it got into
+subscribes and unsubscribes, and a people stream's company column links each person to
+their account — proven by reading each person's `idt::o` back, since Ortto answers the
+link call with `{}` whatever it did (the form sent is chosen in target_ortto/link_api.py,
+the one place to change if this fails). Set ORTTO_LIVE_RECORD=1 to write the answers it got into
 tests/recorded/live/ for review. Not covered: a person who exists without any permission
 value (made by a CSV import); the API cannot make one, since it subscribes by default.
 """
@@ -27,6 +30,7 @@ import pytest
 from conftest import record_messages, run_target, schema_message
 
 from target_ortto.client import OrttoClient
+from target_ortto.link_api import ACCOUNT_KEY, LINK_PATH
 from target_ortto.settings import REGION_URLS
 
 API_KEY = os.environ.get("ORTTO_LIVE_API_KEY", "")
@@ -213,3 +217,66 @@ def test_an_audience_stream_subscribes_then_unsubscribes(ortto, tag, made, tmp_p
             s["audience_id"]: s["subscribed"] for s in answer["people"][0]["subscriptions"] or []
         }
         assert states.get(AUDIENCE) is subscribed
+
+
+def account_of(ortto: OrttoClient, address: str) -> str | None:
+    """The account a person is linked to, as Ortto reads it back (`idt::o`)."""
+    answer = ortto.request(
+        "POST",
+        "/v1/person/get",
+        {
+            "limit": 1,
+            "fields": ["str::email", "idt::o"],
+            "filter": {"$str::is": {"field_id": "str::email", "value": address}},
+        },
+    )
+    keep("person-get-account", answer)
+    found = answer.get("contacts") or []
+    return found[0]["fields"].get("idt::o") if found else None
+
+
+def test_a_company_column_links_moves_and_unlinks_people_read_back_as_idt_o(
+    ortto, tag, made, tmp_path
+):
+    names = [f"target-ortto contract {tag} {n}" for n in ("A", "B")]
+    addresses = [email(tag, f"linked{i}") for i in range(2)]
+    settings = config(tmp_path)
+    orgs = [
+        schema_message("organizations", {"name": {"type": "string"}}),
+        *record_messages("organizations", [{"name": n} for n in names]),
+    ]
+    schema = {"email": {"type": "string"}, "company": {"type": ["string", "null"]}}
+
+    def load(companies: list[str | None], **extra: Any) -> None:
+        rows = [{"email": a, "company": c} for a, c in zip(addresses, companies, strict=True)]
+        messages = [*orgs, schema_message("people", schema), *record_messages("people", rows)]
+        result = run_target({**settings, **extra}, messages)
+        assert result.error is None
+
+    load([names[0], names[0]])
+
+    accounts = {}
+    for name in names:
+        answer = ortto.request(
+            "POST",
+            "/v1/accounts/get",
+            {
+                "limit": 1,
+                "fields": ["str:o:name"],
+                "filter": {"$str::is": {"field_id": "str:o:name", "value": name}},
+            },
+        )
+        accounts[name] = answer["accounts"][0]["id"]
+        made["accounts"].append(accounts[name])
+    for address in addresses:
+        found = person(ortto, address)
+        assert found is not None
+        made["person"].append(found["id"])
+    where = f"the link call {LINK_PATH} with {ACCOUNT_KEY!r} did not link"
+    assert [account_of(ortto, a) for a in addresses] == [accounts[names[0]]] * 2, where
+
+    load([names[0], names[1]])  # the second person moves
+    assert [account_of(ortto, a) for a in addresses] == [accounts[names[0]], accounts[names[1]]]
+
+    load([names[0], None], null_values="clear")  # a null unlinks under clear
+    assert [account_of(ortto, a) for a in addresses] == [accounts[names[0]], None]

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import API_KEY, REPO
+from conftest import API_KEY, REPO, demo_records
 
 MELTANO = Path(sys.executable).parent / "meltano"
 
@@ -39,9 +39,9 @@ def test_meltano_run_loads_the_sample_people_and_organizations(sandbox, meltano_
     done = meltano(
         "run",
         "--full-refresh",
-        "tap-people",
-        "target-ortto",
         "tap-organizations",
+        "target-ortto",
+        "tap-people",
         "target-ortto",
         env=env,
     )
@@ -50,6 +50,14 @@ def test_meltano_run_loads_the_sample_people_and_organizations(sandbox, meltano_
     assert len(sandbox.store.people) == 250
     assert len(sandbox.store.accounts) == 120
     assert sandbox.store.find_person("person5@example.com").fields["str::first"] == "Renamed"
+    # Each person is linked to the account their company column names (a few name none).
+    names = {aid: a.fields["str:o:name"] for aid, a in sandbox.store.accounts.items()}
+    rows = {r["email"]: r["company"] for r in demo_records("people")}
+    linked = {
+        p.fields["str::email"]: names.get(p.fields.get("idt::o"))
+        for p in sandbox.store.people.values()
+    }
+    assert linked == rows and sum(v is None for v in linked.values()) == 19
     assert API_KEY not in done.stdout + done.stderr
 
 

@@ -12,6 +12,7 @@ import signal
 import sys
 import threading
 import urllib.request
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -130,13 +131,15 @@ def _more(rows: list[Any], limit: int, indent: str = "  ") -> list[str]:
 def render(state: dict[str, Any], limit: int = 0) -> str:
     """A human-readable summary of a sandbox's /_sandbox/state, `limit` rows a table."""
     people, accounts = state["people"], state["accounts"]
+    names = {a["id"]: a["fields"].get("str:o:name") or a["id"] for a in accounts}
     lines = [f"People: {len(people)} ({sum(p['archived'] for p in people)} archived)"]
     lines += _table(
-        ["EMAIL", "NAME", "TAGS", "CUSTOM FIELDS", "ARCHIVED"],
+        ["EMAIL", "NAME", "ACCOUNT", "TAGS", "CUSTOM FIELDS", "ARCHIVED"],
         [
             [
                 _cell(p["fields"].get("str::email", "")),
                 _cell(_person_name(p["fields"])),
+                _cell(names.get(p["fields"].get("idt::o"), p["fields"].get("idt::o") or "")),
                 _cell(", ".join(p["tags"])),
                 _custom(p["fields"]),
                 "yes" if p["archived"] else "",
@@ -146,12 +149,14 @@ def render(state: dict[str, Any], limit: int = 0) -> str:
     )
     lines += _more(people, limit)
     lines.append(f"Accounts: {len(accounts)}")
+    linked = Counter(p["fields"].get("idt::o") for p in people if not p["archived"])
     lines += _table(
-        ["NAME", "ID", "CUSTOM FIELDS", "ARCHIVED"],
+        ["NAME", "ID", "PEOPLE", "CUSTOM FIELDS", "ARCHIVED"],
         [
             [
                 _cell(a["fields"].get("str:o:name", "")),
                 a["id"],
+                str(linked[a["id"]]),
                 _custom(a["fields"]),
                 "yes" if a["archived"] else "",
             ]

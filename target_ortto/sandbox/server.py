@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import links
 from .body import ApiError
 from .faults import FAULT_SETTINGS, MERGE_ANSWERS, Faults, RequestRecord
 from .listener import Answer, Listener
@@ -82,6 +83,10 @@ def _api_routes(store: Store) -> dict[str, tuple[str, Handler]]:
         "/v1/definitions/activity/create": ("POST", store.create_activity_definition),
         "/v1/activities/create": ("POST", store.create_activities),
     }
+    for path, keys in links.FORMS.items():
+        for action in links.ACTIONS:
+            handler = partial(store.contacts, keys, action)
+            routes[path.format(action=action)] = ("PUT", handler)
     for kind, prefix in _KIND_PATHS.items():
         routes |= {
             f"{prefix}/merge": ("POST", partial(store.merge, kind)),

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from . import links
 from .activities import Activities
 from .audiences import Audience, Audiences, Subscription
 from .body import ApiError
@@ -200,7 +201,20 @@ class Store:
         answer, deleted = self._table(kind).bulk(action, body, self.schedule_archives)
         for record_id in deleted:
             self._audiences.forget(record_id)
+        links.unlink_gone(self._tables[PERSON.table], self._tables[ACCOUNT.table])
         return answer
+
+    @_locked
+    def contacts(self, keys: tuple[str, ...], action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT /v1/accounts/contacts/add|remove, /v1/organizations/contacts/add|remove."""
+        people, accounts = self._tables[PERSON.table], self._tables[ACCOUNT.table]
+        return links.contacts(people, accounts, keys, action, body)
+
+    @_locked
+    def account_of(self, person_id: str) -> str | None:
+        """The ID of the account a person is linked to (`idt::o`), if any."""
+        person = self._tables[PERSON.table].records.get(person_id)
+        return None if person is None else person.fields.get(links.ACCOUNT_FIELD)
 
     @_locked
     def get_records(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class MergeSink(OrttoSink[MergeRecord]):
             default_phone_country=settings.default_phone_country,
             field_types=stream.field_types,
             invalid_phones=settings.invalid_phones,
+            not_fields=self.not_fields(),
         )
         strategy, skip_non_existing = self.obj.modes[stream.mode]
         creates = self.obj is PERSON and not skip_non_existing
@@ -74,6 +75,10 @@ class MergeSink(OrttoSink[MergeRecord]):
         # (whose permission, which every person has, is kept). Always answered, as the
         # overwrite that follows needs to know who existed.
         self.create_options = replace(self.options, merge_strategy=APPEND, async_merge=False)
+
+    def not_fields(self) -> frozenset[str]:
+        """Columns that are not Ortto fields of the record (a person's account link)."""
+        return frozenset()
 
     def setup(self) -> None:
         super().setup()
